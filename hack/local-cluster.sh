@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# The local test control plane: etcd, kube-apiserver and kube-controller-manager (Kubernetes
+# 1.20.2 built from Debian's `kubernetes` source package) plus the project's simulated kubelet.
+#
+#   hack/local-cluster.sh up      install what is missing, build once, start (idempotent)
+#   hack/local-cluster.sh down    stop everything and remove the state directory
+#   hack/local-cluster.sh status  print whether it runs and the kubeconfig path
+#   hack/local-cluster.sh env     print `export KUBECONFIG=...` for a running plane
+#
+# Environment: GRAYSCALE_CACHE (default ~/.cache/kubectl-grayscale) keeps the built binaries;
+# GRAYSCALE_STATE (default $GRAYSCALE_CACHE/plane) holds certificates, logs and the kubeconfig.
+set -euo pipefail
+
+CACHE=${GRAYSCALE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-grayscale}
+STATE=${GRAYSCALE_STATE:-$CACHE/plane}
+BIN=$CACHE/bin
+K8S_VERSION=1.20.2
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { printf '[local-cluster] %s\n' "$*" >&2; }
+die() { printf '[local-cluster] error: %s\n' "$*" >&2; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ $apt_updated = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_deps() {
+  apt_install etcd-server golang-go rsync golang-github-modern-go-reflect2-dev dpkg-dev openssl \
+    ca-certificates curl
+  if ! command -v kubectl >/dev/null 2>&1; then apt_install kubernetes-client; fi
+}
+
+# Adds a deb-src entry for bookworm main from the archive the machine already uses.
+ensure_deb_src() {
+  if apt-get source --print-uris kubernetes >/dev/null 2>&1; then return 0; fi
+  local uri
+  uri=$(grep -hoE '^URIs: *\S+' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' \
+        | grep -v security | head -n1 || true)
+  [ -n "$uri" ] || uri=$(grep -hoE '^deb +\S+' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | head -n1 || true)
+  [ -n "$uri" ] || die "cannot find the Debian archive in the apt sources"
+  log "adding deb-src for bookworm main from $uri"
+  printf 'Types: deb-src\nURIs: %s\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$uri" | as_root tee /etc/apt/sources.list.d/kubectl-grayscale-src.sources >/dev/null
+  as_root apt-get update -qq
+}
+
+build_k8s() {
+  if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; then return 0; fi
+  ensure_deb_src
+  local src=$CACHE/src
+  mkdir -p "$src" "$BIN"
+  if [ ! -d "$src/tree" ]; then
+    log "downloading Debian's kubernetes source package"
+    (cd "$src" && apt-get source --download-only kubernetes >/dev/null 2>&1) \
+      || die "apt-get source kubernetes failed (is the deb-src entry reachable?)"
+    local dsc
+    dsc=$(ls "$src"/kubernetes_*.dsc | head -n1)
+    rm -rf "$src/tree.tmp"
+    dpkg-source --no-check -x "$dsc" "$src/tree.tmp" >/dev/null
+    mv "$src/tree.tmp" "$src/tree"
+  fi
+  local tree=$src/tree
+  # Vendored reflect2 1.0.1 crashes under Go >= 1.18 on the first custom-resource write.
+  local r2=$tree/vendor/github.com/modern-go/reflect2
+  local deb_r2=/usr/share/gocode/src/github.com/modern-go/reflect2
+  [ -d "$deb_r2" ] || die "Debian's reflect2 is missing at $deb_r2"
+  find "$r2" -maxdepth 1 \( -name '*.go' -o -name '*.s' \) -delete
+  find "$deb_r2" -maxdepth 1 \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' -exec cp {} "$r2/" \;
+  mkdir -p "$tree/.go/src/k8s.io"
+  ln -sfn "$tree" "$tree/.go/src/k8s.io/kubernetes"
+  log "building kube-apiserver and kube-controller-manager $K8S_VERSION (a few minutes, once)"
+  (cd "$tree/.go/src/k8s.io/kubernetes" && \
+    GOPATH=$tree/.go GO111MODULE=off GOFLAGS=-mod=vendor CGO_ENABLED=0 GOCACHE=$CACHE/gocache \
+    KUBE_GIT_VERSION=v$K8S_VERSION KUBE_GIT_TREE_STATE=clean \
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$CACHE/build.log" 2>&1) \
+    || { tail -n 30 "$CACHE/build.log" >&2; die "build failed, full log: $CACHE/build.log"; }
+  local out=$tree/_output/local/bin/linux/$(go env GOARCH)
+  [ -d "$out" ] || out=$(dirname "$(find "$tree/_output" -name kube-apiserver -type f | head -n1)")
+  cp "$out/kube-apiserver" "$out/kube-controller-manager" "$BIN/"
+  log "binaries cached in $BIN"
+}
+
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  die "no free loopback port found"
+}
+
+# X.509 v3 certificates: rustls (under the kube crate) rejects v1 certificates.
+make_certs() {
+  local d=$1/pki
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=grayscale-local-ca \
+    -keyout "$d/ca.key" -out "$d/ca.crt" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    >/dev/null 2>&1
+  sign() { # name subject extensions
+    openssl req -new -newkey rsa:2048 -nodes -subj "$2" -keyout "$d/$1.key" -out "$d/$1.csr" >/dev/null 2>&1
+    printf '%s\n' "$3" >"$d/$1.ext"
+    openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$d/$1.ext" -out "$d/$1.crt" >/dev/null 2>&1
+  }
+  local client='basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth'
+  sign apiserver /CN=kube-apiserver 'basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc'
+  sign admin "/O=system:masters/CN=grayscale-admin" "$client"
+  sign restricted "/CN=restricted-user" "$client"
+  sign controller-manager "/O=system:masters/CN=system:kube-controller-manager" "$client"
+  sign sim-kubelet "/O=system:masters/CN=sim-kubelet" "$client"
+  openssl genrsa -out "$d/sa.key" 2048 >/dev/null 2>&1
+  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" >/dev/null 2>&1
+}
+
+# kubeconfig FILE SERVER USER... ; the first user is the current context.
+write_kubeconfig() {
+  local file=$1 server=$2; shift 2
+  local pki=$STATE/pki
+  {
+    printf 'apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n'
+    printf '    server: %s\n    certificate-authority: %s/ca.crt\n' "$server" "$pki"
+    printf 'users:\n'
+    for u in "$@"; do
+      printf -- '- name: %s\n  user:\n    client-certificate: %s/%s.crt\n    client-key: %s/%s.key\n' "$u" "$pki" "$u" "$pki" "$u"
+    done
+    printf 'contexts:\n'
+    for u in "$@"; do
+      printf -- '- name: %s\n  context:\n    cluster: local\n    user: %s\n    namespace: default\n' "$u" "$u"
+    done
+    printf 'current-context: %s\n' "$1"
+  } >"$file"
+}
+
+running() {
+  [ -f "$STATE/kubeconfig" ] && [ -f "$STATE/pids" ] || return 1
+  while read -r pid; do kill -0 "$pid" 2>/dev/null || return 1; done <"$STATE/pids"
+  kubectl --kubeconfig "$STATE/kubeconfig" get --raw /readyz >/dev/null 2>&1
+}
+
+wait_for() { # description seconds command...
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq 1 $((secs * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  die "$what did not come up in ${secs}s; logs in $STATE/logs"
+}
+
+build_sim_kubelet() {
+  log "building the simulated kubelet"
+  (cd "$ROOT" && cargo build --quiet -p sim-kubelet) || die "cargo build -p sim-kubelet failed"
+}
+
+start() {
+  rm -rf "$STATE"
+  mkdir -p "$STATE/logs"
+  make_certs "$STATE"
+  local etcd_port peer_port api_port
+  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
+  local server=https://127.0.0.1:$api_port
+  cp "$ROOT/hack/audit-policy.yaml" "$STATE/audit-policy.yaml"
+  : >"$STATE/pids"
+
+  etcd --name local --data-dir "$STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "local=http://127.0.0.1:$peer_port" --listen-metrics-urls "" \
+    >"$STATE/logs/etcd.log" 2>&1 &
+  echo $! >>"$STATE/pids"
+  wait_for etcd 30 curl -fsS "http://127.0.0.1:$etcd_port/health"
+
+  local pki=$STATE/pki
+  "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" --authorization-mode RBAC --allow-privileged=true \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-cluster-ip-range 10.96.0.0/16 --disable-admission-plugins ServiceAccount \
+    --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log" \
+    --audit-log-maxsize 200 \
+    >"$STATE/logs/kube-apiserver.log" 2>&1 &
+  echo $! >>"$STATE/pids"
+  write_kubeconfig "$STATE/kubeconfig" "$server" admin restricted
+  write_kubeconfig "$STATE/controller-manager.kubeconfig" "$server" controller-manager
+  write_kubeconfig "$STATE/sim-kubelet.kubeconfig" "$server" sim-kubelet
+  wait_for kube-apiserver 60 kubectl --kubeconfig "$STATE/kubeconfig" get --raw /readyz
+
+  "$BIN/kube-controller-manager" --kubeconfig "$STATE/controller-manager.kubeconfig" \
+    --controllers '*,-nodeipam,-nodelifecycle' --leader-elect=false --port 0 --secure-port 0 \
+    --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+    >"$STATE/logs/kube-controller-manager.log" 2>&1 &
+  echo $! >>"$STATE/pids"
+
+  "$ROOT/target/debug/sim-kubelet" --kubeconfig "$STATE/sim-kubelet.kubeconfig" \
+    >"$STATE/logs/sim-kubelet.log" 2>&1 &
+  echo $! >>"$STATE/pids"
+
+  kubectl --kubeconfig "$STATE/kubeconfig" apply -f "$ROOT/deploy/crds/" >/dev/null
+  wait_for "the custom resource definitions" 30 kubectl --kubeconfig "$STATE/kubeconfig" wait \
+    --for condition=established --timeout 2s crd --all
+  wait_for "the simulated kubelet's node" 30 kubectl --kubeconfig "$STATE/kubeconfig" wait \
+    --for condition=Ready --timeout 2s node/sim-node
+}
+
+stop() {
+  if [ -f "$STATE/pids" ]; then
+    tac "$STATE/pids" | while read -r pid; do kill "$pid" 2>/dev/null || true; done
+    sleep 1
+    tac "$STATE/pids" | while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done
+  fi
+  rm -rf "$STATE"
+}
+
+case "${1:-up}" in
+  up)
+    install_deps
+    build_k8s
+    build_sim_kubelet
+    if running; then
+      log "already running"
+    else
+      stop
+      log "starting etcd, kube-apiserver $K8S_VERSION, kube-controller-manager, sim-kubelet"
+      start
+    fi
+    log "ready; use it with:"
+    echo "export KUBECONFIG=$STATE/kubeconfig"
+    ;;
+  down) stop; log "stopped" ;;
+  status) if running; then echo "running: KUBECONFIG=$STATE/kubeconfig"; else echo "not running"; exit 1; fi ;;
+  env) running || die "not running: run hack/local-cluster.sh up"; echo "export KUBECONFIG=$STATE/kubeconfig" ;;
+  deps) install_deps; build_k8s ;;
+  *) die "usage: $0 up|down|status|env|deps" ;;
+esac

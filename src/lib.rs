@@ -1,0 +1,2 @@
+//! kubectl-grayscale: grayscale releases on Istio, compatible with KubeSphere.
+pub mod model;
