@@ -1,2 +1,12 @@
-//! kubectl-grayscale: grayscale releases on Istio, compatible with KubeSphere.
+//! kubectl-grayscale: grayscale releases (blue-green, canary, mirror) on Istio, operating the
+//! same `servicemesh.kubesphere.io/v1alpha2` Strategy objects as the KubeSphere console.
+
+pub mod error;
 pub mod model;
+pub mod plan;
+pub mod task;
+
+pub use error::{Error, Result};
+
+/// The field manager of every server-side apply, and the user agent of every request.
+pub const FIELD_MANAGER: &str = "kubectl-grayscale";

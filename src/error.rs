@@ -1,0 +1,187 @@
+//! One error type for the whole plugin. Each variant knows its exit code and, where a person
+//! can do something about it, a hint. Rendering lives in `main.rs`.
+
+use std::fmt;
+
+/// One problem with the user's input, named by the field it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// What the plugin was doing to which object, for error messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub action: &'static str,
+    pub kind: &'static str,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.action, self.kind)?;
+        match (&self.namespace, &self.name) {
+            (Some(ns), Some(n)) => write!(f, " {ns}/{n}"),
+            (None, Some(n)) => write!(f, " {n}"),
+            (Some(ns), None) => write!(f, " in namespace {ns}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid input:\n{}", list(.0))]
+    Invalid(Vec<Problem>),
+
+    #[error("{what}")]
+    Ineligible { what: String, hint: String },
+
+    #[error("{target}: not found{}", detail(.message))]
+    NotFound { target: Target, message: String, hint: Option<String> },
+
+    #[error("{target}: forbidden: {message}")]
+    Forbidden { target: Target, message: String },
+
+    #[error("{target}: conflict: {message}")]
+    Conflict { target: Target, message: String, hint: Option<String> },
+
+    #[error("{target}: {source}")]
+    Api { target: Target, source: kube::Error },
+
+    #[error("cannot load the Kubernetes configuration: {0}")]
+    Config(String),
+
+    #[error("{message}")]
+    Rollout { message: String, hint: String },
+
+    #[error("{message}")]
+    Partial { message: String, hint: String },
+
+    #[error("interrupted: {message}")]
+    Interrupted { message: String, hint: String },
+
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+}
+
+fn detail(message: &str) -> String {
+    if message.is_empty() { String::new() } else { format!(" ({message})") }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const NOT_FOUND: i32 = 3;
+    pub const CONFLICT: i32 = 4;
+    pub const FORBIDDEN: i32 = 5;
+    pub const ROLLOUT: i32 = 6;
+    pub const PARTIAL: i32 = 7;
+    pub const CONFIG: i32 = 8;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid(vec![Problem::new(field, message)])
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Invalid(_) | Error::Ineligible { .. } => exit::USAGE,
+            Error::NotFound { .. } => exit::NOT_FOUND,
+            Error::Conflict { .. } => exit::CONFLICT,
+            Error::Forbidden { .. } => exit::FORBIDDEN,
+            Error::Rollout { .. } => exit::ROLLOUT,
+            Error::Partial { .. } => exit::PARTIAL,
+            Error::Config(_) => exit::CONFIG,
+            Error::Interrupted { .. } => exit::INTERRUPTED,
+            Error::Api { .. } | Error::Io(_) => exit::FAILURE,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Invalid(_) => Some("run the command with --help for the accepted values".into()),
+            Error::Ineligible { hint, .. }
+            | Error::Rollout { hint, .. }
+            | Error::Partial { hint, .. }
+            | Error::Interrupted { hint, .. } => Some(hint.clone()),
+            Error::NotFound { hint, .. } | Error::Conflict { hint, .. } => hint.clone(),
+            Error::Forbidden { target, .. } => Some(format!(
+                "ask a cluster administrator for permission to {} {}; \
+                 `kubectl auth can-i {} {}` checks it",
+                target.action,
+                target.kind,
+                verb_of(target.action),
+                target.kind.to_lowercase()
+            )),
+            Error::Config(_) => Some(
+                "check --kubeconfig, --context and the KUBECONFIG variable; `kubectl config view` shows what kubectl sees"
+                    .into(),
+            ),
+            Error::Api { source, .. } => match source {
+                kube::Error::HyperError(_) | kube::Error::Service(_) => {
+                    Some("the API server could not be reached: check the cluster address and your network".into())
+                }
+                _ => None,
+            },
+            Error::Io(_) => None,
+        }
+    }
+}
+
+fn verb_of(action: &str) -> &str {
+    match action {
+        "read" => "get",
+        "list" => "list",
+        "watch" => "watch",
+        "create" => "create",
+        "update" | "apply" => "patch",
+        "delete" => "delete",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_input_lists_every_problem_with_its_field() {
+        let e = Error::Invalid(vec![Problem::new("name", "must be lowercase"), Problem::new("version", "too long")]);
+        assert_eq!(e.to_string(), "invalid input:\n  - name: must be lowercase\n  - version: too long");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn forbidden_names_the_permission_to_ask_for() {
+        let e = Error::Forbidden {
+            target: Target { action: "create", kind: "CustomResourceDefinition", namespace: None, name: Some("x".into()) },
+            message: "no".into(),
+        };
+        assert!(e.hint().unwrap().contains("kubectl auth can-i create customresourcedefinition"));
+        assert_eq!(e.exit_code(), 5);
+    }
+}
