@@ -26,7 +26,7 @@ impl fmt::Display for Problem {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Target {
     pub action: &'static str,
-    pub kind: &'static str,
+    pub kind: String,
     pub namespace: Option<String>,
     pub name: Option<String>,
 }
@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn forbidden_names_the_permission_to_ask_for() {
         let e = Error::Forbidden {
-            target: Target { action: "create", kind: "CustomResourceDefinition", namespace: None, name: Some("x".into()) },
+            target: Target { action: "create", kind: "CustomResourceDefinition".into(), namespace: None, name: Some("x".into()) },
             message: "no".into(),
         };
         assert!(e.hint().unwrap().contains("kubectl auth can-i create customresourcedefinition"));

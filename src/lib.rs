@@ -1,6 +1,7 @@
 //! kubectl-grayscale: grayscale releases (blue-green, canary, mirror) on Istio, operating the
 //! same `servicemesh.kubesphere.io/v1alpha2` Strategy objects as the KubeSphere console.
 
+pub mod cluster;
 pub mod error;
 pub mod model;
 pub mod plan;

@@ -1,0 +1,223 @@
+//! The one place that talks to the Kubernetes API. Every call names what it does to which
+//! object, so failures classify into the plugin's errors with context.
+
+mod watch;
+
+pub use watch::pod_events;
+
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::core::{ApiResource, DynamicObject, NamespaceResourceScope};
+use kube::{Client, Config, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result, Target};
+use crate::FIELD_MANAGER;
+
+/// kubectl-style connection options.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    pub namespace: Option<String>,
+    pub request_timeout: Option<Duration>,
+}
+
+#[derive(Clone)]
+pub struct Kube {
+    pub client: Client,
+    /// `-n`, else the context's namespace, else `default`.
+    pub namespace: String,
+}
+
+/// Server-side dry run or a real write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    Real,
+    DryRun,
+}
+
+pub fn user_agent() -> String {
+    format!("kubectl-grayscale/{}", env!("CARGO_PKG_VERSION"))
+}
+
+impl Kube {
+    pub async fn connect(o: &ConnectOptions) -> Result<Self> {
+        let opts = kube::config::KubeConfigOptions {
+            context: o.context.clone(),
+            cluster: o.cluster.clone(),
+            user: o.user.clone(),
+        };
+        let mut config = match &o.kubeconfig {
+            Some(path) => {
+                let kc = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+                Config::from_custom_kubeconfig(kc, &opts).await
+            }
+            None => Config::from_kubeconfig(&opts).await,
+        }
+        .map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(t) = o.request_timeout {
+            config.connect_timeout = Some(t);
+            config.read_timeout = Some(t);
+        }
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_str(&user_agent()).expect("ascii user agent"),
+        ));
+        let namespace = o.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Kube { client, namespace })
+    }
+
+    fn api<K>(&self, ns: &str) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub async fn get<K>(&self, ns: &str, name: &str) -> Result<Option<K>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Clone + std::fmt::Debug,
+    {
+        self.api::<K>(ns).get_opt(name).await.map_err(|e| classify(target::<K>("read", Some(ns), Some(name)), e))
+    }
+
+    /// Lists in one namespace, or all with `None`, following continue tokens page by page.
+    pub async fn list<K>(&self, ns: Option<&str>, selector: Option<&str>) -> Result<Vec<K>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Clone + std::fmt::Debug,
+    {
+        let api: Api<K> = match ns {
+            Some(ns) => self.api(ns),
+            None => Api::all(self.client.clone()),
+        };
+        let mut lp = ListParams::default().limit(500);
+        if let Some(s) = selector {
+            lp = lp.labels(s);
+        }
+        let mut out = Vec::new();
+        loop {
+            let page = api.list(&lp).await.map_err(|e| classify(target::<K>("list", ns, None), e))?;
+            out.extend(page.items);
+            match page.metadata.continue_ {
+                Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn create<K>(&self, ns: &str, obj: &K, write: Write) -> Result<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Serialize + Clone + std::fmt::Debug,
+    {
+        let pp = PostParams { dry_run: write == Write::DryRun, field_manager: Some(FIELD_MANAGER.into()) };
+        let name = obj.meta().name.clone();
+        self.api::<K>(ns).create(&pp, obj).await.map_err(|e| classify(target::<K>("create", Some(ns), name.as_deref()), e))
+    }
+
+    /// Server-side apply with the plugin's field manager. `force` takes over fields another
+    /// manager set, as a controller that owns the object does.
+    pub async fn apply<K>(&self, ns: &str, obj: &K, write: Write, force: bool) -> Result<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Serialize + Clone + std::fmt::Debug,
+    {
+        let name = obj.meta().name.clone().unwrap_or_default();
+        let mut pp = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            pp = pp.force();
+        }
+        if write == Write::DryRun {
+            pp = pp.dry_run();
+        }
+        self.api::<K>(ns)
+            .patch(&name, &pp, &Patch::Apply(obj))
+            .await
+            .map_err(|e| classify(target::<K>("apply", Some(ns), Some(&name)), e))
+    }
+
+    pub async fn delete<K>(&self, ns: &str, name: &str) -> Result<bool>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Clone + std::fmt::Debug,
+    {
+        let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+        match self.api::<K>(ns).delete(name, &dp).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(classify(target::<K>("delete", Some(ns), Some(name)), e)),
+        }
+    }
+
+    /// The composed app (app.k8s.io Application), if the cluster has one by that name.
+    pub async fn application(&self, ns: &str, name: &str) -> Result<Option<serde_json::Value>> {
+        let ar = ApiResource {
+            group: "app.k8s.io".into(),
+            version: "v1beta1".into(),
+            api_version: "app.k8s.io/v1beta1".into(),
+            kind: "Application".into(),
+            plural: "applications".into(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+        match api.get_opt(name).await {
+            Ok(o) => Ok(o.map(|o| serde_json::to_value(o).unwrap_or_default())),
+            // No Application CRD at all: a plain Istio cluster.
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(e) => Err(classify(
+                Target { action: "read", kind: "Application".into(), namespace: Some(ns.into()), name: Some(name.into()) },
+                e,
+            )),
+        }
+    }
+
+    pub async fn crd(&self, name: &str) -> Result<Option<CustomResourceDefinition>> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        api.get_opt(name).await.map_err(|e| classify(crd_target("read", name), e))
+    }
+
+    pub async fn apply_crd(&self, crd: &CustomResourceDefinition, write: Write) -> Result<CustomResourceDefinition> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let mut pp = PatchParams::apply(FIELD_MANAGER).force();
+        if write == Write::DryRun {
+            pp = pp.dry_run();
+        }
+        api.patch(&name, &pp, &Patch::Apply(crd)).await.map_err(|e| classify(crd_target("create", &name), e))
+    }
+}
+
+fn crd_target(action: &'static str, name: &str) -> Target {
+    Target { action, kind: "CustomResourceDefinition".into(), namespace: None, name: Some(name.into()) }
+}
+
+pub fn target<K: Resource<DynamicType = ()>>(action: &'static str, ns: Option<&str>, name: Option<&str>) -> Target {
+    Target {
+        action,
+        kind: K::kind(&()).into_owned(),
+        namespace: ns.map(str::to_string),
+        name: name.map(str::to_string),
+    }
+}
+
+/// Maps an API failure to the plugin's error, keeping what was being done.
+pub fn classify(target: Target, e: kube::Error) -> Error {
+    match e {
+        kube::Error::Api(s) => match s.code {
+            404 => Error::NotFound { target, message: String::new(), hint: None },
+            403 => Error::Forbidden { target, message: s.message.clone() },
+            409 => Error::Conflict {
+                target,
+                message: s.message.clone(),
+                hint: Some("someone else changed it at the same time, or it already exists: look at it and retry".into()),
+            },
+            _ => Error::Api { target, source: kube::Error::Api(s) },
+        },
+        other => Error::Api { target, source: other },
+    }
+}

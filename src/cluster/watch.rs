@@ -1,0 +1,81 @@
+//! Watching the pods of one version.
+//!
+//! One watch request from resourceVersion "0" delivers the current pods as ADDED events and
+//! then every change, which keeps `create` within its request budget (a list-then-watch
+//! reflector costs one more request). The stream is resumed from the last seen version when
+//! the server closes it, and restarted from "0" if that version has expired.
+
+use futures::{StreamExt, stream::BoxStream};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, WatchEvent, WatchParams};
+
+use super::{Kube, classify, target};
+use crate::error::{Error, Result};
+
+pub enum PodChange {
+    Applied(Box<Pod>),
+    Deleted(Box<Pod>),
+}
+
+pub struct PodWatch {
+    api: Api<Pod>,
+    params: WatchParams,
+    ns: String,
+    resource_version: String,
+    stream: Option<BoxStream<'static, kube::Result<WatchEvent<Pod>>>>,
+}
+
+pub fn pod_events(kube: &Kube, ns: &str, selector: &str) -> PodWatch {
+    PodWatch {
+        api: Api::namespaced(kube.client.clone(), ns),
+        params: WatchParams::default().labels(selector).timeout(290),
+        ns: ns.to_string(),
+        resource_version: "0".into(),
+        stream: None,
+    }
+}
+
+impl PodWatch {
+    pub async fn next(&mut self) -> Result<PodChange> {
+        loop {
+            if self.stream.is_none() {
+                let s = self
+                    .api
+                    .watch(&self.params, &self.resource_version)
+                    .await
+                    .map_err(|e| classify(target::<Pod>("watch", Some(&self.ns), None), e))?;
+                self.stream = Some(s.boxed());
+            }
+            let stream = self.stream.as_mut().expect("set above");
+            match stream.next().await {
+                Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p))) => {
+                    self.remember(&p);
+                    return Ok(PodChange::Applied(Box::new(p)));
+                }
+                Some(Ok(WatchEvent::Deleted(p))) => {
+                    self.remember(&p);
+                    return Ok(PodChange::Deleted(Box::new(p)));
+                }
+                Some(Ok(WatchEvent::Bookmark(b))) => self.resource_version = b.metadata.resource_version,
+                Some(Ok(WatchEvent::Error(e))) if e.code == 410 => {
+                    self.resource_version = "0".into();
+                    self.stream = None;
+                }
+                Some(Ok(WatchEvent::Error(e))) => {
+                    return Err(Error::Api {
+                        target: target::<Pod>("watch", Some(&self.ns), None),
+                        source: kube::Error::Api(e.into()),
+                    });
+                }
+                Some(Err(e)) => return Err(classify(target::<Pod>("watch", Some(&self.ns), None), e)),
+                None => self.stream = None,
+            }
+        }
+    }
+
+    fn remember(&mut self, p: &Pod) {
+        if let Some(rv) = &p.metadata.resource_version {
+            self.resource_version = rv.clone();
+        }
+    }
+}
