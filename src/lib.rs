@@ -1,11 +1,17 @@
 //! kubectl-grayscale: grayscale releases (blue-green, canary, mirror) on Istio, operating the
 //! same `servicemesh.kubesphere.io/v1alpha2` Strategy objects as the KubeSphere console.
 
+pub mod cli;
 pub mod cluster;
+pub mod commands;
 pub mod error;
 pub mod model;
+pub mod ops;
+pub mod output;
 pub mod plan;
+pub mod rollout;
 pub mod task;
+pub mod view;
 
 pub use error::{Error, Result};
 

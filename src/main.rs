@@ -1,1 +1,41 @@
-fn main() {}
+//! The `kubectl-grayscale` binary: parse, run, render the error, exit with its code.
+
+use clap::Parser;
+use grayscale::cli::{Cli, Command};
+use grayscale::commands::{self, Context};
+use grayscale::output::{paint, Color, Format, Ui};
+
+fn machine_output(cmd: &Command) -> bool {
+    match cmd {
+        Command::List(a) => a.output.is_machine(),
+        Command::Status(a) => a.output.is_machine(),
+        Command::Create(a) => a.output.is_some(),
+        Command::Version(a) => a.output != Format::Table,
+        _ => false,
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let ui = Ui::detect(cli.global.color, machine_output(&cli.command));
+    let ctx = Context { global: cli.global, ui };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Version(a) => commands::version::run(&ctx, a).await,
+            Command::Init(a) => commands::init::run(&ctx, a).await,
+            Command::Create(a) => commands::create::run(&ctx, a).await,
+            Command::List(a) => commands::list::run(&ctx, a).await,
+            Command::Status(a) => commands::status::run(&ctx, a).await,
+            Command::Sync(a) => commands::sync::run(&ctx, a).await,
+        }
+    });
+    if let Err(e) = result {
+        let color = ctx.ui.err_color();
+        eprintln!("{} {e}", paint(color, "error:", Color::Red));
+        if let Some(h) = e.hint() {
+            eprintln!("{} {h}", paint(color, "hint:", Color::Cyan));
+        }
+        std::process::exit(e.exit_code());
+    }
+}

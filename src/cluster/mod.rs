@@ -3,7 +3,7 @@
 
 mod watch;
 
-pub use watch::pod_events;
+pub use watch::{pod_events, PodChange, PodWatch};
 
 use std::time::Duration;
 

@@ -1,0 +1,88 @@
+//! The command line: global kubectl-style options, defined once, and one subcommand per file in
+//! `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cluster::ConnectOptions;
+use crate::commands;
+use crate::output::{parse_duration, ColorChoice};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl-grayscale",
+    bin_name = "kubectl grayscale",
+    version,
+    about = "Grayscale releases (blue-green, canary, traffic mirroring) on Istio, compatible with KubeSphere",
+    long_about = "Grayscale releases on Istio from the terminal.\n\n\
+        A task is a servicemesh.kubesphere.io/v1alpha2 Strategy, written exactly as the KubeSphere console \
+        writes it, so the console and this plugin operate the same tasks. On a plain Istio cluster the plugin \
+        also derives the DestinationRule and VirtualService itself, as KubeSphere's controllers would.",
+    after_help = "Examples:\n  \
+        kubectl grayscale create canary reviews-canary --service reviews --version v2 --image reviews=example/reviews:v2 --weight 10\n  \
+        kubectl grayscale list -A\n  \
+        kubectl grayscale status reviews-canary -n bookinfo"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use.
+    #[arg(long, global = true)]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use.
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// Namespace of the task (default: the context's namespace).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// Time to wait for each API request (e.g. 10s, 1m); 0 waits for ever.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<std::time::Duration>,
+    /// Colour the output: auto (a terminal and no NO_COLOR), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+impl GlobalArgs {
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            namespace: self.namespace.clone(),
+            request_timeout: self.request_timeout.filter(|d| !d.is_zero()),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the plugin's version.
+    Version(commands::version::VersionArgs),
+    /// Install the Strategy custom resource definition where it is missing.
+    Init(commands::init::InitArgs),
+    /// Create a grayscale release task and watch the new version roll out.
+    Create(commands::create::CreateArgs),
+    /// List grayscale release tasks.
+    #[command(visible_alias = "ls")]
+    List(commands::list::ListArgs),
+    /// Show one task: versions, replicas, pods and traffic.
+    #[command(visible_alias = "get")]
+    Status(commands::status::StatusArgs),
+    /// Re-derive a task's DestinationRule and VirtualService (client routing mode).
+    Sync(commands::sync::SyncArgs),
+}

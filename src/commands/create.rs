@@ -1,0 +1,470 @@
+//! `create`: validate, fetch, plan, write (undoing on failure), then follow the rollout and move
+//! routing once the new version is ready.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use serde::Serialize;
+
+use super::Context;
+use crate::cluster::{Kube, Write};
+use crate::error::{Error, Result, Target};
+use crate::model::istio::VirtualService;
+use crate::model::strategy::{Strategy, TaskType, LABEL_APP, ANN_ICON};
+use crate::ops;
+use crate::output::{parse_duration, print, to_json, to_yaml};
+use crate::plan::eligibility;
+use crate::plan::routing::RoutingMode;
+use crate::plan::{new_version, task};
+use crate::task::file::TaskFile;
+use crate::task::request::{self, CreateFlags, CreateRequest};
+
+mod wait;
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypeArg {
+    Bluegreen,
+    Canary,
+    Mirror,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DryRun {
+    None,
+    Client,
+    Server,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoutingArg {
+    /// kubesphere when KubeSphere's controller-manager writes the Service's VirtualService, else client.
+    Auto,
+    /// The plugin writes the DestinationRule and VirtualService itself.
+    Client,
+    /// KubeSphere's controllers route; the plugin writes only what the console writes.
+    Kubesphere,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  # Canary: send 10% of the traffic to v2, with a new image for the container \"reviews\"
+  kubectl grayscale create canary reviews-canary --service reviews --version v2 \\
+      --image reviews=example/reviews:2.0 --weight 10
+
+  # Canary by request: Chrome users on Android and requests with x-beta=1 go to v2
+  kubectl grayscale create canary reviews-beta --service reviews --version v2 --header x-beta=1 --os android
+
+  # Blue-green: v2 runs beside v1 and takes no traffic until you take it over
+  kubectl grayscale create bluegreen reviews-bg --service reviews --version v2 --image example/reviews:2.0
+
+  # Mirror live traffic to v2
+  kubectl grayscale create mirror reviews-shadow --service reviews --version v2
+
+  # Everything from a task file (see the README for its schema), flags win over the file
+  kubectl grayscale create canary -f task.yaml --weight 20
+
+  # Print what would be written
+  kubectl grayscale create canary reviews-canary --service reviews --version v2 --dry-run=client -o yaml")]
+pub struct CreateArgs {
+    /// Task type: bluegreen, canary or mirror.
+    #[arg(value_enum)]
+    pub task_type: TypeArg,
+    /// Task name (lowercase letters, digits and '-'); may come from the task file.
+    pub name: Option<String>,
+    /// Task file (YAML) with every setting; `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The Service to release.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// The composed app (app.k8s.io Application); defaults to the Service's app.kubernetes.io/name.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// New version number: lowercase letters and digits, at most 16.
+    #[arg(long = "version", value_name = "VERSION")]
+    pub new_version: Option<String>,
+    /// Pod replicas of the new version (default: the old version's).
+    #[arg(long)]
+    pub replicas: Option<i64>,
+    /// Replace a container's image, keeping its other settings: [CONTAINER=]IMAGE. Repeatable.
+    #[arg(long = "image", value_name = "[CONTAINER=]IMAGE")]
+    pub images: Vec<String>,
+    /// CPU request in cores: [CONTAINER=]CORES.
+    #[arg(long, value_name = "[CONTAINER=]CORES")]
+    pub cpu_request: Vec<String>,
+    /// CPU limit in cores: [CONTAINER=]CORES.
+    #[arg(long, value_name = "[CONTAINER=]CORES")]
+    pub cpu_limit: Vec<String>,
+    /// Memory request in MiB: [CONTAINER=]MIB.
+    #[arg(long, value_name = "[CONTAINER=]MIB")]
+    pub memory_request: Vec<String>,
+    /// Memory limit in MiB: [CONTAINER=]MIB.
+    #[arg(long, value_name = "[CONTAINER=]MIB")]
+    pub memory_limit: Vec<String>,
+    /// Image pull policy: [CONTAINER=]IfNotPresent|Always|Never.
+    #[arg(long, value_name = "[CONTAINER=]POLICY")]
+    pub image_pull_policy: Vec<String>,
+    /// Secret with private registry credentials for the new version's pods. Repeatable.
+    #[arg(long = "image-pull-secret", value_name = "SECRET")]
+    pub image_pull_secrets: Vec<String>,
+    /// Remove a container from the new version. Repeatable.
+    #[arg(long = "remove-container", value_name = "CONTAINER")]
+    pub remove_containers: Vec<String>,
+    /// Blue-green: the version that takes all traffic at creation (old or new; default old).
+    #[arg(long, value_name = "old|new")]
+    pub takeover: Option<String>,
+    /// Canary by traffic: the new version's share in percent, 0-100 (default 50).
+    #[arg(long)]
+    pub weight: Option<i64>,
+    /// Canary by request: header NAME=VALUE must match exactly. Repeatable.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// Canary by request: header NAME must match the regular expression RE. Repeatable.
+    #[arg(long = "header-regex", value_name = "NAME=RE")]
+    pub header_regex: Vec<String>,
+    /// Canary by request: the whole Cookie header equals this text.
+    #[arg(long)]
+    pub cookie: Option<String>,
+    /// Canary by request: the whole Cookie header matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub cookie_regex: Option<String>,
+    /// Canary by request: the URI starts with this prefix.
+    #[arg(long, value_name = "PREFIX")]
+    pub uri_prefix: Option<String>,
+    /// Canary by request: the URI matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub uri_regex: Option<String>,
+    /// Canary by request: client operating systems, comma-separated: windows,linux,macos,android,ios.
+    #[arg(long, value_name = "LIST")]
+    pub os: Option<String>,
+    /// Who writes the DestinationRule and VirtualService (see the README).
+    #[arg(long, value_enum, default_value_t = RoutingArg::Auto)]
+    pub routing: RoutingArg,
+    /// Print the objects instead of writing them: client (nothing sent) or server (validated by the API server).
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client", default_value = "none")]
+    pub dry_run: DryRun,
+    /// Print the written (or dry-run) objects in this format.
+    #[arg(short, long, value_enum)]
+    pub output: Option<ObjectFormat>,
+    /// Return once the objects are written, without following the rollout.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up following the rollout after this long (e.g. 90s, 5m).
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
+    /// Fail once a pod has been failing (ImagePullBackOff, CrashLoopBackOff...) for this long.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub fail_after: Duration,
+}
+
+impl CreateArgs {
+    fn flags(&self, namespace: Option<String>) -> CreateFlags {
+        CreateFlags {
+            name: self.name.clone(),
+            namespace,
+            service: self.service.clone(),
+            app: self.app.clone(),
+            version: self.new_version.clone(),
+            replicas: self.replicas,
+            images: self.images.clone(),
+            cpu_request: self.cpu_request.clone(),
+            cpu_limit: self.cpu_limit.clone(),
+            memory_request: self.memory_request.clone(),
+            memory_limit: self.memory_limit.clone(),
+            image_pull_policy: self.image_pull_policy.clone(),
+            image_pull_secrets: self.image_pull_secrets.clone(),
+            remove_containers: self.remove_containers.clone(),
+            takeover: self.takeover.clone(),
+            weight: self.weight,
+            headers: self.headers.clone(),
+            header_regex: self.header_regex.clone(),
+            cookie: self.cookie.clone(),
+            cookie_regex: self.cookie_regex.clone(),
+            uri_prefix: self.uri_prefix.clone(),
+            uri_regex: self.uri_regex.clone(),
+            os: self.os.clone(),
+        }
+    }
+}
+
+fn task_type(t: TypeArg) -> TaskType {
+    match t {
+        TypeArg::Bluegreen => TaskType::BlueGreen,
+        TypeArg::Canary => TaskType::Canary,
+        TypeArg::Mirror => TaskType::Mirror,
+    }
+}
+
+fn read_file(path: &PathBuf) -> Result<TaskFile> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| Error::invalid("--filename", format!("{}: {e}", path.display())))?
+    };
+    TaskFile::parse(&text).map_err(|e| Error::invalid("--filename", format!("{}: {e}", path.display())))
+}
+
+/// Everything `create` writes, in order.
+pub struct Plan {
+    pub namespace: String,
+    pub service: Service,
+    pub app_label: String,
+    pub strategy: Strategy,
+    pub deployment: Deployment,
+    pub client_routing: bool,
+    pub existing_vs: Option<VirtualService>,
+    pub principal: String,
+    pub old_ready: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ObjectList<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    items: &'a [serde_json::Value],
+}
+
+fn print_objects(items: &[serde_json::Value], format: ObjectFormat) {
+    match format {
+        ObjectFormat::Json => print(&to_json(&ObjectList { api_version: "v1", kind: "List", items })),
+        ObjectFormat::Yaml => {
+            let docs: Vec<String> = items.iter().map(to_yaml).collect();
+            print(&docs.join("---\n"));
+        }
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).expect("objects serialise")
+}
+
+pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
+    let file = args.file.as_ref().map(read_file).transpose()?;
+    let req = request::build(task_type(args.task_type), &args.flags(ctx.global.namespace.clone()), file)
+        .map_err(Error::Invalid)?;
+    for w in &req.warnings {
+        ctx.ui.warn(w);
+    }
+    let kube = ctx.kube().await?;
+    let plan = plan(&kube, &req, args.routing).await?;
+    let write = match args.dry_run {
+        DryRun::Client => {
+            let final_routing = final_routing(&plan);
+            let mut items = vec![json(&plan.strategy), json(&plan.deployment)];
+            if let Some(r) = &final_routing {
+                items.push(json(&r.destination_rule));
+                items.push(json(&r.virtual_service));
+            }
+            print_objects(&items, args.output.unwrap_or(ObjectFormat::Yaml));
+            return Ok(());
+        }
+        DryRun::Server => Write::DryRun,
+        DryRun::None => Write::Real,
+    };
+    let written = write_objects(ctx, &kube, &plan, write).await?;
+    if write == Write::DryRun {
+        print_objects(&written, args.output.unwrap_or(ObjectFormat::Yaml));
+        return Ok(());
+    }
+    let name = &req.name;
+    let ns = &plan.namespace;
+    ctx.ui.info(&format!(
+        "created task {ns}/{name}: {} of {} {} -> {}",
+        req.task_type.as_str().to_lowercase(),
+        req.service,
+        plan.principal,
+        req.version
+    ));
+    if let Some(f) = args.output {
+        print_objects(&written, f);
+    }
+    if args.no_wait {
+        let next = if plan.client_routing {
+            format!("once it is ready, route it with: kubectl grayscale sync {name} -n {ns}")
+        } else {
+            "KubeSphere routes it once it is ready".to_string()
+        };
+        ctx.ui.info(&format!("not waiting for {}; {next}", plan.deployment.metadata.name.clone().unwrap_or_default()));
+        return Ok(());
+    }
+    wait::follow(ctx, &kube, &plan, &req, &args).await
+}
+
+/// Reads what the task needs, checks eligibility, and builds the objects. Writes nothing.
+async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<Plan> {
+    let ns = req.namespace.clone().unwrap_or_else(|| kube.namespace.clone());
+    let svc = kube.get::<Service>(&ns, &req.service).await?.ok_or_else(|| Error::NotFound {
+        target: Target { action: "read", kind: "Service".into(), namespace: Some(ns.clone()), name: Some(req.service.clone()) },
+        message: String::new(),
+        hint: Some(format!("check the name with: kubectl get services -n {ns}")),
+    })?;
+    let svc_labels = svc.metadata.labels.clone().unwrap_or_default();
+    let app_name = req.app.clone().or_else(|| svc_labels.get(crate::model::strategy::LABEL_APP_NAME).cloned());
+    if let (Some(given), Some(actual)) = (&req.app, svc_labels.get(crate::model::strategy::LABEL_APP_NAME))
+        && given != actual
+    {
+        return Err(Error::Ineligible {
+            what: format!("Service {ns}/{} belongs to the composed app {actual}, not {given}", req.service),
+            hint: format!("use --app {actual}, or leave --app out"),
+        });
+    }
+    let kubesphere_shape = svc_labels.contains_key(crate::model::strategy::LABEL_APP_NAME);
+    let want_vs = routing != RoutingArg::Kubesphere;
+    let app_label_guess = svc_labels
+        .get(LABEL_APP)
+        .cloned()
+        .or_else(|| svc.spec.as_ref().and_then(|s| s.selector.as_ref()).and_then(|s| s.get(LABEL_APP).cloned()))
+        .unwrap_or_else(|| req.service.clone());
+    let app_fut = async {
+        match (&app_name, kubesphere_shape) {
+            (Some(a), true) => kube.application(&ns, a).await,
+            _ => Ok(None),
+        }
+    };
+    let vs_fut = async {
+        if want_vs { kube.get::<VirtualService>(&ns, &app_label_guess).await } else { Ok(None) }
+    };
+    // The whole namespace: the new Deployment's name must be free even if another app uses it.
+    let (all_deployments, strategies, application, existing_vs) = tokio::try_join!(
+        kube.list::<Deployment>(Some(&ns), None),
+        kube.list::<Strategy>(Some(&ns), None),
+        app_fut,
+        vs_fut,
+    )?;
+    if req.app.is_some() && kubesphere_shape && application.is_none() {
+        return Err(Error::Ineligible {
+            what: format!("the composed app {} does not exist in namespace {ns}", app_name.clone().unwrap_or_default()),
+            hint: format!("list the apps with: kubectl get applications.app.k8s.io -n {ns}"),
+        });
+    }
+    if strategies.iter().any(|s| s.metadata.name.as_deref() == Some(req.name.as_str())) {
+        return Err(Error::Ineligible {
+            what: format!("a task named {} already exists in namespace {ns}", req.name),
+            hint: format!("choose another name, or look at it: kubectl grayscale status {} -n {ns}", req.name),
+        });
+    }
+    let app_deployments: Vec<Deployment> = all_deployments
+        .iter()
+        .filter(|d| d.metadata.labels.as_ref().and_then(|l| l.get(LABEL_APP)) == Some(&app_label_guess))
+        .cloned()
+        .collect();
+    let e = eligibility::check(&svc, &app_deployments, application.as_ref(), &strategies, &req.version)?;
+    let new_name = new_version::new_workload_name(&e.app_label, &req.version);
+    if all_deployments.iter().any(|d| d.metadata.name.as_deref() == Some(new_name.as_str())) {
+        return Err(Error::Ineligible {
+            what: format!("Deployment {ns}/{new_name} already exists"),
+            hint: "choose another --version, or delete that Deployment if it is left over".into(),
+        });
+    }
+    let deployment = new_version::derive(&e.old, &e.app_label, req)?;
+    let icon = application
+        .as_ref()
+        .and_then(|a| a["metadata"]["annotations"][ANN_ICON].as_str().map(str::to_string));
+    let strategy = task::build(req, &ns, &e, icon);
+    if e.protocol == eligibility::Protocol::Tcp {
+        use crate::task::request::Routing;
+        match req.routing {
+            Routing::Match { .. } => {
+                return Err(Error::Ineligible {
+                    what: format!("Service {ns}/{} is TCP (its first port is not named http-, http2- or grpc-): request parameters need HTTP", req.service),
+                    hint: "route by traffic ratio with --weight, or name the port http-... if it serves HTTP".into(),
+                });
+            }
+            Routing::Mirror => {
+                return Err(Error::Ineligible {
+                    what: format!("Service {ns}/{} is TCP: traffic mirroring is HTTP only", req.service),
+                    hint: "use a canary with a small --weight instead".into(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let client_routing = match routing {
+        RoutingArg::Client => true,
+        RoutingArg::Kubesphere => false,
+        RoutingArg::Auto => !ops::managed_by_kubesphere(existing_vs.as_ref()),
+    };
+    let old_ready = ops::ready_versions(&svc, &app_deployments, Some(&e.principal));
+    Ok(Plan {
+        namespace: ns,
+        service: svc,
+        app_label: e.app_label.clone(),
+        strategy,
+        deployment,
+        client_routing,
+        existing_vs,
+        principal: e.principal,
+        old_ready,
+    })
+}
+
+/// Routing before the new version is ready: the old version only.
+fn initial_routing(p: &Plan) -> Option<ops::RoutingOutcome> {
+    p.client_routing
+        .then(|| ops::plan_routing(&p.service, &p.app_label, Some(&p.strategy), &p.old_ready, p.existing_vs.as_ref()))
+}
+
+/// Routing once the new version has ready pods.
+pub fn final_routing(p: &Plan) -> Option<ops::RoutingOutcome> {
+    let new = p.deployment.metadata.labels.as_ref().and_then(|l| l.get("version")).cloned().unwrap_or_default();
+    let mut ready = p.old_ready.clone();
+    ready.push(new);
+    p.client_routing
+        .then(|| ops::plan_routing(&p.service, &p.app_label, Some(&p.strategy), &ready, p.existing_vs.as_ref()))
+}
+
+/// Pins routing to the old version, creates the Deployment, then the Strategy. A failure after
+/// the Deployment was created deletes it again, so the cluster is as before (routing pinned to
+/// the old version is what it served anyway).
+async fn write_objects(ctx: &Context, kube: &Kube, p: &Plan, write: Write) -> Result<Vec<serde_json::Value>> {
+    let ns = &p.namespace;
+    let mut written = Vec::new();
+    if let Some(r) = initial_routing(p) {
+        if r.mode == RoutingMode::Empty {
+            ctx.ui.warn(&format!(
+                "the old version {} has no ready pods: routing is left as it is until a version is ready",
+                p.principal
+            ));
+        }
+        ops::write_routing(kube, ns, &r, write).await?;
+    }
+    let deployment = kube.create(ns, &p.deployment, write).await?;
+    written.push(json(&deployment));
+    match kube.create(ns, &p.strategy, write).await {
+        Ok(s) => written.insert(0, json(&s)),
+        Err(e) => {
+            if write == Write::Real {
+                let name = p.deployment.metadata.name.clone().unwrap_or_default();
+                let undo = kube.delete::<Deployment>(ns, &name).await;
+                let undone = match undo {
+                    Ok(_) => format!("the new Deployment {ns}/{name} was deleted again; nothing is left to clean up"),
+                    Err(u) => format!("deleting the new Deployment {ns}/{name} also failed ({u}): delete it with kubectl delete deployment {name} -n {ns}"),
+                };
+                return Err(Error::Partial {
+                    message: format!("{e}"),
+                    hint: format!("{undone}; then run the same command again"),
+                });
+            }
+            return Err(e);
+        }
+    }
+    if write == Write::DryRun
+        && let Some(r) = final_routing(p)
+    {
+        let dr = kube.apply(ns, &r.destination_rule, write, true).await?;
+        let vs = kube.apply(ns, &r.virtual_service, write, true).await?;
+        written.push(json(&dr));
+        written.push(json(&vs));
+    }
+    Ok(written)
+}

@@ -1,0 +1,58 @@
+use std::time::Duration;
+
+use clap::Args;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+use kube::runtime::conditions::is_crd_established;
+use kube::runtime::wait::await_condition;
+
+use super::Context;
+use crate::cluster::Write;
+use crate::error::{Error, Result};
+use crate::model::strategy::CRD_NAME;
+use crate::output::{print, to_yaml};
+
+/// The Strategy CRD as KubeSphere defines it, with a structural schema.
+pub const STRATEGY_CRD: &str = include_str!("../../deploy/crds/servicemesh-strategies.yaml");
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  # Install the Strategy CRD (needs permission to create CustomResourceDefinitions)\n  \
+kubectl grayscale init\n\n  # Show what would be installed\n  kubectl grayscale init --dry-run")]
+pub struct InitArgs {
+    /// Print the CRD that would be installed and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn strategy_crd() -> CustomResourceDefinition {
+    serde_yaml_ng::from_str(STRATEGY_CRD).expect("the embedded Strategy CRD parses")
+}
+
+pub async fn run(ctx: &Context, args: InitArgs) -> Result<()> {
+    let crd = strategy_crd();
+    if args.dry_run {
+        print(&to_yaml(&crd));
+        return Ok(());
+    }
+    let kube = ctx.kube().await?;
+    if kube.crd(CRD_NAME).await?.is_some() {
+        ctx.ui.info(&format!("{CRD_NAME} is already installed; nothing to do"));
+    } else {
+        kube.apply_crd(&crd, Write::Real).await?;
+        let api: Api<CustomResourceDefinition> = Api::all(kube.client.clone());
+        let established = tokio::time::timeout(Duration::from_secs(30), await_condition(api, CRD_NAME, is_crd_established()));
+        match established.await {
+            Ok(Ok(_)) => ctx.ui.info(&format!("installed {CRD_NAME}")),
+            _ => {
+                return Err(Error::Partial {
+                    message: format!("{CRD_NAME} was created but is not established after 30s"),
+                    hint: format!("check it with: kubectl get crd {CRD_NAME} -o yaml"),
+                });
+            }
+        }
+    }
+    if kube.crd("virtualservices.networking.istio.io").await?.is_none() {
+        ctx.ui.warn("Istio's VirtualService CRD is missing: install Istio before creating tasks");
+    }
+    Ok(())
+}

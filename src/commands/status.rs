@@ -1,0 +1,42 @@
+use clap::Args;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+
+use super::Context;
+use crate::error::Result;
+use crate::model::istio::VirtualService;
+use crate::ops;
+use crate::output::{print, Format};
+use crate::view::pods::pod_view;
+use crate::view::render;
+use crate::view::task::task_view;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  kubectl grayscale status reviews-canary\n  kubectl grayscale get reviews-canary -n bookinfo -o yaml")]
+pub struct StatusArgs {
+    /// The task's name.
+    pub name: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+pub async fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
+    let kube = ctx.kube().await?;
+    let ns = kube.namespace.clone();
+    let s = ops::get_task(&kube, &ns, &args.name).await?;
+    let app = ops::app_label(&s);
+    let selector = ops::selector_of(&s);
+    let app_selector = format!("app={app}");
+    let (deployments, vs, pods) = tokio::try_join!(
+        kube.list::<Deployment>(Some(&ns), Some(&app_selector)),
+        kube.get::<VirtualService>(&ns, &app),
+        kube.list::<Pod>(Some(&ns), Some(&selector)),
+    )?;
+    let mut pods: Vec<_> = pods.iter().map(pod_view).collect();
+    pods.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
+    let view = task_view(&s, &deployments, vs.as_ref(), pods);
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    print(&render::status(&view, args.output, now, ctx.ui.color));
+    Ok(())
+}

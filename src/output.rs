@@ -1,0 +1,295 @@
+//! Output plumbing: formats, colour and progress decisions, and a padded table printer.
+//! stdout carries results only; progress, warnings and errors go to stderr.
+
+use std::io::{IsTerminal, Write};
+
+use owo_colors::OwoColorize;
+use serde::Serialize;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Wide,
+    Json,
+    Yaml,
+    Name,
+}
+
+impl Format {
+    pub fn is_machine(self) -> bool {
+        matches!(self, Format::Json | Format::Yaml | Format::Name)
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// `auto` colours a terminal unless NO_COLOR is set (to anything non-empty).
+pub fn use_color(choice: ColorChoice, is_tty: bool, no_color_env: Option<&str>) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => is_tty && no_color_env.is_none_or(str::is_empty),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Live bars redrawn in place.
+    Bars,
+    /// One plain line per event.
+    Lines,
+    /// Nothing: the output is for a machine.
+    Quiet,
+}
+
+/// Bars only on an interactive stderr outside CI; machine output keeps stderr quiet too.
+pub fn progress_mode(stderr_is_tty: bool, in_ci: bool, machine_output: bool) -> Progress {
+    if machine_output {
+        Progress::Quiet
+    } else if stderr_is_tty && !in_ci {
+        Progress::Bars
+    } else {
+        Progress::Lines
+    }
+}
+
+/// How this invocation prints.
+#[derive(Clone, Copy, Debug)]
+pub struct Ui {
+    pub color: bool,
+    pub progress: Progress,
+}
+
+impl Ui {
+    pub fn detect(choice: ColorChoice, machine_output: bool) -> Self {
+        let no_color = std::env::var("NO_COLOR").ok();
+        let stderr_tty = std::io::stderr().is_terminal();
+        let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        Ui {
+            color: use_color(choice, std::io::stdout().is_terminal() && !machine_output, no_color.as_deref()),
+            progress: progress_mode(stderr_tty, in_ci, machine_output),
+        }
+    }
+
+    /// Colour for stderr lines (progress, warnings) follows stderr's own terminal.
+    pub fn err_color(&self) -> bool {
+        self.color || (self.progress == Progress::Bars && std::env::var("NO_COLOR").is_err())
+    }
+
+    pub fn paint(&self, s: &str, color: Color) -> String {
+        paint(self.color, s, color)
+    }
+
+    pub fn warn(&self, msg: &str) {
+        let label = paint(self.err_color(), "warning:", Color::Yellow);
+        eprintln!("{label} {msg}");
+    }
+
+    pub fn info(&self, msg: &str) {
+        if self.progress != Progress::Quiet {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Color {
+    Red,
+    Green,
+    Yellow,
+    Blue,
+    Cyan,
+    Magenta,
+    Dim,
+    Bold,
+}
+
+pub fn paint(enabled: bool, s: &str, color: Color) -> String {
+    if !enabled {
+        return s.to_string();
+    }
+    match color {
+        Color::Red => s.red().to_string(),
+        Color::Green => s.green().to_string(),
+        Color::Yellow => s.yellow().to_string(),
+        Color::Blue => s.blue().to_string(),
+        Color::Cyan => s.cyan().to_string(),
+        Color::Magenta => s.magenta().to_string(),
+        Color::Dim => s.dimmed().to_string(),
+        Color::Bold => s.bold().to_string(),
+    }
+}
+
+/// A cell with an optional colour, padded before it is coloured so escape codes never break
+/// column widths.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub text: String,
+    pub color: Option<Color>,
+}
+
+impl From<String> for Cell {
+    fn from(text: String) -> Self {
+        Cell { text, color: None }
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(text: &str) -> Self {
+        Cell { text: text.to_string(), color: None }
+    }
+}
+
+pub fn colored(text: impl Into<String>, color: Color) -> Cell {
+    Cell { text: text.into(), color: Some(color) }
+}
+
+pub fn render_table(headers: &[&str], rows: &[Vec<Cell>], color: bool) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.text.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<(String, Option<Color>)>, out: &mut String| {
+        let n = cells.len();
+        for (i, (text, col)) in cells.into_iter().enumerate() {
+            let padded = if i + 1 == n { text.clone() } else { format!("{:<w$}   ", text, w = widths[i]) };
+            match col {
+                Some(c) => {
+                    let pad = &padded[text.len()..];
+                    out.push_str(&paint(color, &text, c));
+                    out.push_str(pad);
+                }
+                None => out.push_str(&padded),
+            }
+        }
+        out.push('\n');
+    };
+    line(headers.iter().map(|h| (h.to_string(), None)).collect(), &mut out);
+    for r in rows {
+        line(r.iter().map(|c| (c.text.clone(), c.color)).collect(), &mut out);
+    }
+    out
+}
+
+pub fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).expect("views serialise") + "\n"
+}
+
+pub fn to_yaml<T: Serialize>(v: &T) -> String {
+    serde_yaml_ng::to_string(v).expect("views serialise")
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the program quietly with success.
+pub fn print(s: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// A duration as kubectl shows ages: 45s, 12m, 3h, 5d.
+pub fn age(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// Parses `90`, `90s`, `5m`, `1h30m`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(n));
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let unit = if c == 'm' && chars.peek() == Some(&'s') {
+            chars.next();
+            0.001
+        } else {
+            match c {
+                'h' => 3600.0,
+                'm' => 60.0,
+                's' => 1.0,
+                _ => return Err(format!("{s:?} is not a duration (e.g. 90s, 5m, 1h30m)")),
+            }
+        };
+        let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 90s, 5m, 1h30m)"))?;
+        total += n * unit;
+        num.clear();
+        any = true;
+    }
+    if !num.is_empty() || !any {
+        return Err(format!("{s:?} is not a duration (e.g. 90s, 5m, 1h30m)"));
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_bars_only_on_an_interactive_terminal_outside_ci() {
+        assert_eq!(progress_mode(true, false, false), Progress::Bars);
+        assert_eq!(progress_mode(true, true, false), Progress::Lines);
+        assert_eq!(progress_mode(false, false, false), Progress::Lines);
+        assert_eq!(progress_mode(true, false, true), Progress::Quiet);
+    }
+
+    #[test]
+    fn no_color_turns_auto_colour_off() {
+        assert!(use_color(ColorChoice::Auto, true, None));
+        assert!(!use_color(ColorChoice::Auto, true, Some("1")));
+        assert!(use_color(ColorChoice::Auto, true, Some("")));
+        assert!(!use_color(ColorChoice::Auto, false, None));
+        assert!(use_color(ColorChoice::Always, false, Some("1")));
+    }
+
+    #[test]
+    fn tables_pad_before_colouring() {
+        let rows = vec![vec![colored("ok", Color::Green), "x".into()], vec!["longer".into(), "y".into()]];
+        let plain = render_table(&["A", "B"], &rows, false);
+        assert_eq!(plain, "A        B\nok       x\nlonger   y\n");
+        let col = render_table(&["A", "B"], &rows, true);
+        assert!(col.contains("\u{1b}[32mok\u{1b}[39m       x"), "{col:?}");
+    }
+
+    #[test]
+    fn durations_parse_like_kubectl() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        assert_eq!(age(45), "45s");
+        assert_eq!(age(600), "10m");
+        assert_eq!(age(4 * 86_400), "4d");
+    }
+}

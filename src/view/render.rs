@@ -1,0 +1,191 @@
+//! Printers for task views: tables for people, JSON/YAML/name for scripts.
+
+use serde::Serialize;
+
+use super::task::{traffic_summary, TaskView, VIEW_API_VERSION};
+use crate::output::{age, colored, paint, render_table, to_json, to_yaml, Cell, Color, Format};
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+#[derive(Serialize)]
+struct Items<'a> {
+    items: &'a [TaskView],
+}
+
+/// Seconds since an RFC 3339 timestamp, given now in Unix seconds.
+pub fn seconds_since(ts: Option<&str>, now: i64) -> Option<i64> {
+    let t: k8s_openapi::jiff::Timestamp = ts?.parse().ok()?;
+    Some(now - t.as_second())
+}
+
+fn ready_cell(v: &TaskView) -> Cell {
+    let text = v.versions.iter().map(|x| format!("{} {}/{}", x.version, x.ready, x.replicas)).collect::<Vec<_>>().join(", ");
+    let all_ready = v.versions.iter().all(|x| x.exists && x.ready >= x.replicas && x.replicas > 0);
+    colored(text, if all_ready { Color::Green } else { Color::Yellow })
+}
+
+pub fn list(views: &[TaskView], format: Format, all_namespaces: bool, now: i64, color: bool) -> String {
+    match format {
+        Format::Json => to_json(&Envelope { api_version: VIEW_API_VERSION, kind: "TaskList", body: &Items { items: views } }),
+        Format::Yaml => to_yaml(&Envelope { api_version: VIEW_API_VERSION, kind: "TaskList", body: &Items { items: views } }),
+        Format::Name => views.iter().map(|v| format!("strategy.servicemesh.kubesphere.io/{}\n", v.name)).collect(),
+        Format::Table | Format::Wide => {
+            if views.is_empty() {
+                return String::new();
+            }
+            let wide = format == Format::Wide;
+            let mut headers = vec![];
+            if all_namespaces {
+                headers.push("NAMESPACE");
+            }
+            headers.extend(["NAME", "TYPE", "SERVICE", "VERSIONS", "READY", "TRAFFIC", "GOVERNOR", "POLICY", "AGE"]);
+            if wide {
+                headers.extend(["APP", "WORKLOADS"]);
+            }
+            let rows: Vec<Vec<Cell>> = views
+                .iter()
+                .map(|v| {
+                    let mut r: Vec<Cell> = vec![];
+                    if all_namespaces {
+                        r.push(v.namespace.clone().into());
+                    }
+                    r.push(colored(v.name.clone(), Color::Bold));
+                    r.push(v.task_type.clone().into());
+                    r.push(v.service.clone().into());
+                    r.push(format!("{} -> {}", v.old_version, v.new_version.clone().unwrap_or_else(|| "?".into())).into());
+                    r.push(ready_cell(v));
+                    r.push(traffic_summary(&v.routing).into());
+                    r.push(match &v.governor {
+                        Some(g) => colored(g.clone(), Color::Magenta),
+                        None => "-".into(),
+                    });
+                    r.push(v.policy.clone().into());
+                    r.push(seconds_since(v.created_at.as_deref(), now).map(age).unwrap_or_else(|| "-".into()).into());
+                    if wide {
+                        r.push(v.app.clone().unwrap_or_else(|| "-".into()).into());
+                        r.push(v.versions.iter().map(|x| x.workload.clone()).collect::<Vec<_>>().join(",").into());
+                    }
+                    r
+                })
+                .collect();
+            render_table(&headers, &rows, color)
+        }
+    }
+}
+
+/// A horizontal bar of `width` cells split by weight, one colour per version.
+pub fn split_bar(weights: &[(String, i32)], width: usize, color: bool) -> String {
+    let palette = [Color::Blue, Color::Green, Color::Magenta, Color::Cyan];
+    let mut out = String::new();
+    let mut used = 0;
+    for (i, (_, w)) in weights.iter().enumerate() {
+        let cells = if i + 1 == weights.len() { width - used } else { (width * (*w).clamp(0, 100) as usize + 50) / 100 };
+        let cells = cells.min(width - used);
+        used += cells;
+        // Without colour, versions are told apart by shade.
+        let glyph = if color { "█" } else { ["█", "░", "▓", "▒"][i % 4] };
+        out.push_str(&paint(color, &glyph.repeat(cells), palette[i % palette.len()]));
+    }
+    out
+}
+
+pub fn status(v: &TaskView, format: Format, now: i64, color: bool) -> String {
+    match format {
+        Format::Json => to_json(&Envelope { api_version: VIEW_API_VERSION, kind: "Task", body: v }),
+        Format::Yaml => to_yaml(&Envelope { api_version: VIEW_API_VERSION, kind: "Task", body: v }),
+        Format::Name => format!("strategy.servicemesh.kubesphere.io/{}\n", v.name),
+        Format::Table | Format::Wide => status_text(v, now, color),
+    }
+}
+
+fn status_text(v: &TaskView, now: i64, color: bool) -> String {
+    let b = |s: &str| paint(color, s, Color::Bold);
+    let mut out = String::new();
+    let age = seconds_since(v.created_at.as_deref(), now).map(age).unwrap_or_else(|| "-".into());
+    out.push_str(&format!("{}  {}/{}  ({}, age {age})\n", b("Task"), v.namespace, v.name, v.task_type));
+    out.push_str(&format!("{}  {}", b("Service"), v.service));
+    if let Some(app) = &v.app {
+        out.push_str(&format!("  (app {app})"));
+    }
+    out.push('\n');
+    out.push_str(&format!(
+        "{}  {}   {}  {}\n",
+        b("Policy"),
+        if v.policy.is_empty() { "-" } else { &v.policy },
+        b("Governor"),
+        v.governor.as_deref().map(|g| paint(color, g, Color::Magenta)).unwrap_or_else(|| "-".into())
+    ));
+    out.push_str(&format!("{}  {}\n", b("Traffic"), traffic_summary(&v.routing)));
+    if let Some(m) = &v.routing.matches {
+        out.push_str(&format!("         {m}\n"));
+    }
+    out.push('\n');
+    let rows: Vec<Vec<Cell>> = v
+        .versions
+        .iter()
+        .map(|x| {
+            let ok = x.exists && x.ready >= x.replicas && x.replicas > 0;
+            vec![
+                colored(x.version.clone(), Color::Bold),
+                x.role.clone().into(),
+                if x.exists { x.workload.clone().into() } else { colored(format!("{} (missing)", x.workload), Color::Red) },
+                colored(format!("{}/{}", x.ready, x.replicas), if ok { Color::Green } else { Color::Yellow }),
+                x.available.to_string().into(),
+            ]
+        })
+        .collect();
+    out.push_str(&render_table(&["VERSION", "ROLE", "WORKLOAD", "READY", "AVAILABLE"], &rows, color));
+    if !v.live_routing.is_empty() {
+        out.push('\n');
+        out.push_str(&format!("{}\n", b("Routing now (VirtualService)")));
+        for p in &v.live_routing {
+            let w: Vec<(String, i32)> = p.weights.iter().map(|w| (w.version.clone(), w.weight)).collect();
+            let label = w.iter().map(|(v, w)| format!("{v} {w}%")).collect::<Vec<_>>().join("  ");
+            let mirror = p.mirror.as_ref().map(|m| format!("  mirror -> {m}")).unwrap_or_default();
+            out.push_str(&format!("  port {:<5} {}  {label}{mirror}\n", p.port, split_bar(&w, 30, color)));
+        }
+    }
+    if !v.pods.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<Cell>> = v
+            .pods
+            .iter()
+            .map(|p| {
+                let c = if p.failing { Color::Red } else if p.ready { Color::Green } else { Color::Yellow };
+                vec![
+                    p.version.clone().into(),
+                    p.name.clone().into(),
+                    colored(p.state.clone(), c),
+                    p.restarts.to_string().into(),
+                    p.message.clone().unwrap_or_default().into(),
+                ]
+            })
+            .collect();
+        out.push_str(&render_table(&["VERSION", "POD", "STATE", "RESTARTS", "MESSAGE"], &rows, color));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_bars_fill_the_width_in_proportion() {
+        let bar = split_bar(&[("v1".into(), 70), ("v2".into(), 30)], 10, false);
+        assert_eq!(bar, "███████░░░");
+        assert_eq!(split_bar(&[("v1".into(), 100), ("v2".into(), 0)], 10, false), "█".repeat(10));
+    }
+
+    #[test]
+    fn ages_come_from_the_creation_timestamp() {
+        assert_eq!(seconds_since(Some("2026-01-01T00:00:00Z"), 1_767_225_660), Some(60));
+    }
+}
