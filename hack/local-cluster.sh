@@ -214,11 +214,24 @@ start() {
     --for condition=Ready --timeout 2s node/sim-node
 }
 
+# Only processes of this plane: a pid left from an earlier boot may belong to something else.
+ours() {
+  local cmd
+  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  case "$cmd" in *etcd*|*kube-apiserver*|*kube-controller-manager*|*sim-kubelet*) return 0 ;; esac
+  return 1
+}
+
 stop() {
   if [ -f "$STATE/pids" ]; then
-    tac "$STATE/pids" | while read -r pid; do kill "$pid" 2>/dev/null || true; done
-    sleep 1
-    tac "$STATE/pids" | while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done
+    tac "$STATE/pids" | while read -r pid; do ours "$pid" && kill "$pid" 2>/dev/null || true; done
+    for _ in $(seq 1 20); do
+      alive=0
+      while read -r pid; do ours "$pid" && alive=1; done <"$STATE/pids"
+      [ $alive = 0 ] && break
+      sleep 0.2
+    done
+    tac "$STATE/pids" | while read -r pid; do ours "$pid" && kill -9 "$pid" 2>/dev/null || true; done
   fi
   rm -rf "$STATE"
 }

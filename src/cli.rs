@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cluster::ConnectOptions;
 use crate::commands;
-use crate::output::{parse_duration, ColorChoice};
+use crate::output::{ColorChoice, parse_duration};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -76,7 +76,7 @@ pub enum Command {
     /// Install the Strategy custom resource definition where it is missing.
     Init(commands::init::InitArgs),
     /// Create a grayscale release task and watch the new version roll out.
-    Create(commands::create::CreateArgs),
+    Create(Box<commands::create::CreateArgs>),
     /// List grayscale release tasks.
     #[command(visible_alias = "ls")]
     List(commands::list::ListArgs),

@@ -61,7 +61,7 @@ pub enum Error {
     Conflict { target: Target, message: String, hint: Option<String> },
 
     #[error("{target}: {source}")]
-    Api { target: Target, source: kube::Error },
+    Api { target: Target, source: Box<kube::Error> },
 
     #[error("cannot load the Kubernetes configuration: {0}")]
     Config(String),
@@ -141,7 +141,7 @@ impl Error {
                 "check --kubeconfig, --context and the KUBECONFIG variable; `kubectl config view` shows what kubectl sees"
                     .into(),
             ),
-            Error::Api { source, .. } => match source {
+            Error::Api { source, .. } => match source.as_ref() {
                 kube::Error::HyperError(_) | kube::Error::Service(_) => {
                     Some("the API server could not be reached: check the cluster address and your network".into())
                 }
@@ -170,7 +170,10 @@ mod tests {
 
     #[test]
     fn invalid_input_lists_every_problem_with_its_field() {
-        let e = Error::Invalid(vec![Problem::new("name", "must be lowercase"), Problem::new("version", "too long")]);
+        let e = Error::Invalid(vec![
+            Problem::new("name", "must be lowercase"),
+            Problem::new("version", "too long"),
+        ]);
         assert_eq!(e.to_string(), "invalid input:\n  - name: must be lowercase\n  - version: too long");
         assert_eq!(e.exit_code(), 2);
     }
@@ -178,7 +181,12 @@ mod tests {
     #[test]
     fn forbidden_names_the_permission_to_ask_for() {
         let e = Error::Forbidden {
-            target: Target { action: "create", kind: "CustomResourceDefinition".into(), namespace: None, name: Some("x".into()) },
+            target: Target {
+                action: "create",
+                kind: "CustomResourceDefinition".into(),
+                namespace: None,
+                name: Some("x".into()),
+            },
             message: "no".into(),
         };
         assert!(e.hint().unwrap().contains("kubectl auth can-i create customresourcedefinition"));

@@ -3,7 +3,7 @@
 use clap::Parser;
 use grayscale::cli::{Cli, Command};
 use grayscale::commands::{self, Context};
-use grayscale::output::{paint, Color, Format, Ui};
+use grayscale::output::{Color, Format, Ui, paint};
 
 fn machine_output(cmd: &Command) -> bool {
     match cmd {
@@ -24,7 +24,7 @@ fn main() {
         match cli.command {
             Command::Version(a) => commands::version::run(&ctx, a).await,
             Command::Init(a) => commands::init::run(&ctx, a).await,
-            Command::Create(a) => commands::create::run(&ctx, a).await,
+            Command::Create(a) => commands::create::run(&ctx, *a).await,
             Command::List(a) => commands::list::run(&ctx, a).await,
             Command::Status(a) => commands::status::run(&ctx, a).await,
             Command::Sync(a) => commands::sync::run(&ctx, a).await,

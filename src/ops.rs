@@ -7,15 +7,22 @@ use k8s_openapi::api::core::v1::Service;
 use crate::cluster::{Kube, Write};
 use crate::error::{Error, Result, Target};
 use crate::model::istio::{DestinationRule, VirtualService};
-use crate::model::strategy::{normalize_version, Strategy, LABEL_APP};
+use crate::model::strategy::{LABEL_APP, Strategy, normalize_version};
 use crate::plan::eligibility::version_of;
 use crate::plan::routing::{self, RoutingMode};
 
 pub async fn get_task(kube: &Kube, ns: &str, name: &str) -> Result<Strategy> {
     kube.get::<Strategy>(ns, name).await?.ok_or_else(|| Error::NotFound {
-        target: Target { action: "read", kind: "task".into(), namespace: Some(ns.into()), name: Some(name.into()) },
+        target: Target {
+            action: "read",
+            kind: "task".into(),
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+        },
         message: String::new(),
-        hint: Some(format!("list the tasks with: kubectl grayscale list -n {ns} (or -A for every namespace)")),
+        hint: Some(format!(
+            "list the tasks with: kubectl grayscale list -n {ns} (or -A for every namespace)"
+        )),
     })
 }
 
@@ -44,7 +51,12 @@ pub fn ready_versions(svc: &Service, deployments: &[Deployment], principal: Opti
         .iter()
         .filter(|d| d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0)
         .filter(|d| {
-            let pl = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+            let pl = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
             !selector.is_empty() && selector.iter().all(|(k, v)| pl.get(k) == Some(v))
         })
         .filter_map(version_of)
@@ -109,7 +121,12 @@ pub async fn sync_routing(
 ) -> Result<RoutingOutcome> {
     let svc_name = service.or(strategy.and_then(|s| s.service())).unwrap_or_default().to_string();
     let svc = kube.get::<Service>(ns, &svc_name).await?.ok_or_else(|| Error::NotFound {
-        target: Target { action: "read", kind: "Service".into(), namespace: Some(ns.into()), name: Some(svc_name.clone()) },
+        target: Target {
+            action: "read",
+            kind: "Service".into(),
+            namespace: Some(ns.into()),
+            name: Some(svc_name.clone()),
+        },
         message: String::new(),
         hint: Some("the task's Service is gone: offline the task".into()),
     })?;

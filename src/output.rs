@@ -192,10 +192,10 @@ pub fn to_yaml<T: Serialize>(v: &T) -> String {
 /// Writes to stdout; a closed pipe (`| head`) ends the program quietly with success.
 pub fn print(s: &str) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|_| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::output::{paint, Color, Progress};
+use crate::output::{Color, Progress, paint};
 use crate::view::pods::PodView;
 
 #[derive(Default)]
@@ -23,7 +23,8 @@ impl Tracker {
         } else {
             self.failing_since.remove(&pod.name);
         }
-        let changed = self.pods.get(&pod.name).is_none_or(|old| old.state != pod.state || old.restarts != pod.restarts);
+        let changed =
+            self.pods.get(&pod.name).is_none_or(|old| old.state != pod.state || old.restarts != pod.restarts);
         self.pods.insert(pod.name.clone(), pod);
         changed
     }
@@ -56,7 +57,13 @@ impl Tracker {
 }
 
 pub fn pod_line(p: &PodView, color: bool) -> String {
-    let c = if p.failing { Color::Red } else if p.ready { Color::Green } else { Color::Yellow };
+    let c = if p.failing {
+        Color::Red
+    } else if p.ready {
+        Color::Green
+    } else {
+        Color::Yellow
+    };
     let mut s = format!("pod {}  {}", p.name, paint(color, &p.state, c));
     if p.restarts > 0 {
         s.push_str(&format!("  restarts {}", p.restarts));
@@ -85,9 +92,11 @@ impl Display {
         let main = (mode == Progress::Bars).then(|| {
             let bar = multi.add(ProgressBar::new(desired.max(0) as u64));
             bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} [{bar:30.green/blue}] {pos}/{len} ready  {msg}")
-                    .expect("valid template")
-                    .progress_chars("█▉ "),
+                ProgressStyle::with_template(
+                    "{spinner:.cyan} {prefix:.bold} [{bar:30.green/blue}] {pos}/{len} ready  {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("█▉ "),
             );
             bar.set_prefix(title.to_string());
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -190,7 +199,10 @@ mod tests {
         let t0 = Instant::now();
         t.apply(pod("a", "ImagePullBackOff", false, true), t0);
         assert!(t.persistent_failure(t0 + Duration::from_secs(5), Duration::from_secs(10)).is_none());
-        assert_eq!(t.persistent_failure(t0 + Duration::from_secs(10), Duration::from_secs(10)).unwrap().name, "a");
+        assert_eq!(
+            t.persistent_failure(t0 + Duration::from_secs(10), Duration::from_secs(10)).unwrap().name,
+            "a"
+        );
         t.apply(pod("a", "Ready", true, false), t0 + Duration::from_secs(11));
         assert!(t.persistent_failure(t0 + Duration::from_secs(30), Duration::from_secs(10)).is_none());
         assert_eq!(t.ready(), 1);

@@ -13,7 +13,7 @@
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub struct Timing {
     pub delay_factor: f64,
@@ -112,15 +112,24 @@ pub fn plan_pod(
 /// any other node label cannot be placed.
 fn unschedulable_reason(pod: &Pod) -> Option<String> {
     let selector = pod.spec.as_ref()?.node_selector.as_ref()?;
-    let known = ["kubernetes.io/os", "kubernetes.io/arch", "kubernetes.io/hostname", "node.kubernetes.io/simulated"];
-    if selector.keys().any(|k| !known.contains(&k.as_str())) || selector.get("kubernetes.io/os").is_some_and(|v| v != "linux") {
+    let known =
+        ["kubernetes.io/os", "kubernetes.io/arch", "kubernetes.io/hostname", "node.kubernetes.io/simulated"];
+    if selector.keys().any(|k| !known.contains(&k.as_str()))
+        || selector.get("kubernetes.io/os").is_some_and(|v| v != "linux")
+    {
         Some("0/1 nodes are available: 1 node(s) didn't match node selector.".into())
     } else {
         None
     }
 }
 
-fn pod_status(spec: &k8s_openapi::api::core::v1::PodSpec, secs: f64, bound_at: SystemTime, ip: &str, t: &Timing) -> Value {
+fn pod_status(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    secs: f64,
+    bound_at: SystemTime,
+    ip: &str,
+    t: &Timing,
+) -> Value {
     let started = rfc3339(bound_at);
     let mut init_statuses = Vec::new();
     let mut init_done_at = CREATE;
@@ -141,7 +150,11 @@ fn pod_status(spec: &k8s_openapi::api::core::v1::PodSpec, secs: f64, bound_at: S
                 init_blocked = Some("Crashes");
             }
             _ if local < INIT_RUN => {
-                let st = if local < 0.0 { waiting(c, "PodInitializing", None, 0, false) } else { running(c, &started, false, 0) };
+                let st = if local < 0.0 {
+                    waiting(c, "PodInitializing", None, 0, false)
+                } else {
+                    running(c, &started, false, 0)
+                };
                 init_statuses.push(st);
                 init_blocked = Some("Running");
             }
@@ -161,7 +174,11 @@ fn pod_status(spec: &k8s_openapi::api::core::v1::PodSpec, secs: f64, bound_at: S
     let mut any_created = false;
     for c in &spec.containers {
         if !initialized || local < 0.0 {
-            let reason = if spec.init_containers.as_ref().is_some_and(|v| !v.is_empty()) { "PodInitializing" } else { "ContainerCreating" };
+            let reason = if spec.init_containers.as_ref().is_some_and(|v| !v.is_empty()) {
+                "PodInitializing"
+            } else {
+                "ContainerCreating"
+            };
             statuses.push(waiting(c, reason, None, 0, false));
             all_ready = false;
             continue;
@@ -191,7 +208,8 @@ fn pod_status(spec: &k8s_openapi::api::core::v1::PodSpec, secs: f64, bound_at: S
     }
     let phase = if any_created { "Running" } else { "Pending" };
     let cond = |ty: &str, ok: bool, reason: Option<&str>| {
-        let mut v = json!({"type": ty, "status": if ok { "True" } else { "False" }, "lastTransitionTime": started});
+        let mut v =
+            json!({"type": ty, "status": if ok { "True" } else { "False" }, "lastTransitionTime": started});
         if let (false, Some(r)) = (ok, reason) {
             v["reason"] = json!(r);
         }
@@ -303,7 +321,8 @@ mod tests {
 
     fn status_at(p: &Pod, secs: f64) -> Value {
         let t = Timing { delay_factor: 0.1 };
-        match plan_pod(p, "n", Duration::from_secs_f64(secs), None, SystemTime::UNIX_EPOCH, "10.244.0.2", &t) {
+        match plan_pod(p, "n", Duration::from_secs_f64(secs), None, SystemTime::UNIX_EPOCH, "10.244.0.2", &t)
+        {
             PodAction::Status(s) => s,
             other => panic!("expected a status, got {other:?}"),
         }
@@ -346,7 +365,10 @@ mod tests {
         let p = pod("example/crashloop:1", None, None);
         let r = |s: f64| status_at(&p, s)["containerStatuses"][0]["restartCount"].as_u64().unwrap();
         assert!(r(3.5) > r(1.0));
-        assert_eq!(status_at(&p, 1.0)["containerStatuses"][0]["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!(
+            status_at(&p, 1.0)["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "CrashLoopBackOff"
+        );
     }
 
     #[test]
@@ -374,7 +396,17 @@ mod tests {
         p.metadata.deletion_timestamp = Some(serde_json::from_value(json!("2023-11-14T22:13:20Z")).unwrap());
         p.metadata.deletion_grace_period_seconds = Some(30);
         let t = Timing { delay_factor: 0.1 };
-        let at = |d: f64| plan_pod(&p, "n", Duration::from_secs(5), Some(Duration::from_secs_f64(d)), SystemTime::UNIX_EPOCH, "ip", &t);
+        let at = |d: f64| {
+            plan_pod(
+                &p,
+                "n",
+                Duration::from_secs(5),
+                Some(Duration::from_secs_f64(d)),
+                SystemTime::UNIX_EPOCH,
+                "ip",
+                &t,
+            )
+        };
         assert!(matches!(at(0.1), PodAction::Status(s) if !ready(&s)));
         assert_eq!(at(1.0), PodAction::Delete);
     }

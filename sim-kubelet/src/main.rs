@@ -16,11 +16,11 @@ use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::{reflector, watcher, WatchStreamExt};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Config};
 use serde_json::json;
 
-use lifecycle::{plan_pod, PodAction, Timing};
+use lifecycle::{PodAction, Timing, plan_pod};
 
 #[derive(Parser, Debug)]
 #[command(about = "Simulated kubelet: binds pods to one node and plays their lifecycle")]
@@ -83,8 +83,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ips.by_uid.retain(|uid, _| live_uids.contains(uid));
         for pod in live {
             let Some(uid) = pod.metadata.uid.clone() else { continue };
-            let bound_here = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
-                == Some(args.node_name.as_str());
+            let bound_here =
+                pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(args.node_name.as_str());
             let (since, wall) = if bound_here {
                 *first_seen.entry(uid.clone()).or_insert((now, SystemTime::now()))
             } else {
@@ -126,9 +126,8 @@ async fn apply(
                 "metadata": {"name": name},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node},
             });
-            let _: serde_json::Value = api
-                .create_subresource("binding", name, &PostParams::default(), &body)
-                .await?;
+            let _: serde_json::Value =
+                api.create_subresource("binding", name, &PostParams::default(), &body).await?;
             Ok(())
         }
         PodAction::Status(status) => {

@@ -3,7 +3,7 @@
 
 mod watch;
 
-pub use watch::{pod_events, PodChange, PodWatch};
+pub use watch::{PodChange, PodWatch, pod_events};
 
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use kube::{Client, Config, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result, Target};
 use crate::FIELD_MANAGER;
+use crate::error::{Error, Result, Target};
 
 /// kubectl-style connection options.
 #[derive(Debug, Clone, Default)]
@@ -84,15 +84,24 @@ impl Kube {
 
     pub async fn get<K>(&self, ns: &str, name: &str) -> Result<Option<K>>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Clone + std::fmt::Debug,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
     {
-        self.api::<K>(ns).get_opt(name).await.map_err(|e| classify(target::<K>("read", Some(ns), Some(name)), e))
+        self.api::<K>(ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| classify(target::<K>("read", Some(ns), Some(name)), e))
     }
 
     /// Lists in one namespace, or all with `None`, following continue tokens page by page.
     pub async fn list<K>(&self, ns: Option<&str>, selector: Option<&str>) -> Result<Vec<K>>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Clone + std::fmt::Debug,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
     {
         let api: Api<K> = match ns {
             Some(ns) => self.api(ns),
@@ -116,18 +125,29 @@ impl Kube {
 
     pub async fn create<K>(&self, ns: &str, obj: &K, write: Write) -> Result<K>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Serialize + Clone + std::fmt::Debug,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Serialize
+            + Clone
+            + std::fmt::Debug,
     {
         let pp = PostParams { dry_run: write == Write::DryRun, field_manager: Some(FIELD_MANAGER.into()) };
         let name = obj.meta().name.clone();
-        self.api::<K>(ns).create(&pp, obj).await.map_err(|e| classify(target::<K>("create", Some(ns), name.as_deref()), e))
+        self.api::<K>(ns)
+            .create(&pp, obj)
+            .await
+            .map_err(|e| classify(target::<K>("create", Some(ns), name.as_deref()), e))
     }
 
     /// Server-side apply with the plugin's field manager. `force` takes over fields another
     /// manager set, as a controller that owns the object does.
     pub async fn apply<K>(&self, ns: &str, obj: &K, write: Write, force: bool) -> Result<K>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Serialize + Clone + std::fmt::Debug,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Serialize
+            + Clone
+            + std::fmt::Debug,
     {
         let name = obj.meta().name.clone().unwrap_or_default();
         let mut pp = PatchParams::apply(FIELD_MANAGER);
@@ -145,9 +165,15 @@ impl Kube {
 
     pub async fn delete<K>(&self, ns: &str, name: &str) -> Result<bool>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned + Clone + std::fmt::Debug,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
     {
-        let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
         match self.api::<K>(ns).delete(name, &dp).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
@@ -170,7 +196,12 @@ impl Kube {
             // No Application CRD at all: a plain Istio cluster.
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
             Err(e) => Err(classify(
-                Target { action: "read", kind: "Application".into(), namespace: Some(ns.into()), name: Some(name.into()) },
+                Target {
+                    action: "read",
+                    kind: "Application".into(),
+                    namespace: Some(ns.into()),
+                    name: Some(name.into()),
+                },
                 e,
             )),
         }
@@ -181,7 +212,11 @@ impl Kube {
         api.get_opt(name).await.map_err(|e| classify(crd_target("read", name), e))
     }
 
-    pub async fn apply_crd(&self, crd: &CustomResourceDefinition, write: Write) -> Result<CustomResourceDefinition> {
+    pub async fn apply_crd(
+        &self,
+        crd: &CustomResourceDefinition,
+        write: Write,
+    ) -> Result<CustomResourceDefinition> {
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let name = crd.metadata.name.clone().unwrap_or_default();
         let mut pp = PatchParams::apply(FIELD_MANAGER).force();
@@ -196,7 +231,11 @@ fn crd_target(action: &'static str, name: &str) -> Target {
     Target { action, kind: "CustomResourceDefinition".into(), namespace: None, name: Some(name.into()) }
 }
 
-pub fn target<K: Resource<DynamicType = ()>>(action: &'static str, ns: Option<&str>, name: Option<&str>) -> Target {
+pub fn target<K: Resource<DynamicType = ()>>(
+    action: &'static str,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> Target {
     Target {
         action,
         kind: K::kind(&()).into_owned(),
@@ -214,10 +253,13 @@ pub fn classify(target: Target, e: kube::Error) -> Error {
             409 => Error::Conflict {
                 target,
                 message: s.message.clone(),
-                hint: Some("someone else changed it at the same time, or it already exists: look at it and retry".into()),
+                hint: Some(
+                    "someone else changed it at the same time, or it already exists: look at it and retry"
+                        .into(),
+                ),
             },
-            _ => Error::Api { target, source: kube::Error::Api(s) },
+            _ => Error::Api { target, source: Box::new(kube::Error::Api(s)) },
         },
-        other => Error::Api { target, source: other },
+        other => Error::Api { target, source: Box::new(other) },
     }
 }

@@ -64,7 +64,7 @@ impl PodWatch {
                 Some(Ok(WatchEvent::Error(e))) => {
                     return Err(Error::Api {
                         target: target::<Pod>("watch", Some(&self.ns), None),
-                        source: kube::Error::Api(e.into()),
+                        source: Box::new(kube::Error::Api(e)),
                     });
                 }
                 Some(Err(e)) => return Err(classify(target::<Pod>("watch", Some(&self.ns), None), e)),

@@ -13,7 +13,7 @@ use super::Context;
 use crate::cluster::{Kube, Write};
 use crate::error::{Error, Result, Target};
 use crate::model::istio::VirtualService;
-use crate::model::strategy::{Strategy, TaskType, LABEL_APP, ANN_ICON};
+use crate::model::strategy::{ANN_ICON, LABEL_APP, Strategy, TaskType};
 use crate::ops;
 use crate::output::{parse_duration, print, to_json, to_yaml};
 use crate::plan::eligibility;
@@ -208,7 +208,8 @@ fn read_file(path: &PathBuf) -> Result<TaskFile> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
-        std::fs::read_to_string(path).map_err(|e| Error::invalid("--filename", format!("{}: {e}", path.display())))?
+        std::fs::read_to_string(path)
+            .map_err(|e| Error::invalid("--filename", format!("{}: {e}", path.display())))?
     };
     TaskFile::parse(&text).map_err(|e| Error::invalid("--filename", format!("{}: {e}", path.display())))
 }
@@ -294,7 +295,10 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
         } else {
             "KubeSphere routes it once it is ready".to_string()
         };
-        ctx.ui.info(&format!("not waiting for {}; {next}", plan.deployment.metadata.name.clone().unwrap_or_default()));
+        ctx.ui.info(&format!(
+            "not waiting for {}; {next}",
+            plan.deployment.metadata.name.clone().unwrap_or_default()
+        ));
         return Ok(());
     }
     wait::follow(ctx, &kube, &plan, &req, &args).await
@@ -304,12 +308,18 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
 async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<Plan> {
     let ns = req.namespace.clone().unwrap_or_else(|| kube.namespace.clone());
     let svc = kube.get::<Service>(&ns, &req.service).await?.ok_or_else(|| Error::NotFound {
-        target: Target { action: "read", kind: "Service".into(), namespace: Some(ns.clone()), name: Some(req.service.clone()) },
+        target: Target {
+            action: "read",
+            kind: "Service".into(),
+            namespace: Some(ns.clone()),
+            name: Some(req.service.clone()),
+        },
         message: String::new(),
         hint: Some(format!("check the name with: kubectl get services -n {ns}")),
     })?;
     let svc_labels = svc.metadata.labels.clone().unwrap_or_default();
-    let app_name = req.app.clone().or_else(|| svc_labels.get(crate::model::strategy::LABEL_APP_NAME).cloned());
+    let app_name =
+        req.app.clone().or_else(|| svc_labels.get(crate::model::strategy::LABEL_APP_NAME).cloned());
     if let (Some(given), Some(actual)) = (&req.app, svc_labels.get(crate::model::strategy::LABEL_APP_NAME))
         && given != actual
     {
@@ -323,7 +333,9 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<P
     let app_label_guess = svc_labels
         .get(LABEL_APP)
         .cloned()
-        .or_else(|| svc.spec.as_ref().and_then(|s| s.selector.as_ref()).and_then(|s| s.get(LABEL_APP).cloned()))
+        .or_else(|| {
+            svc.spec.as_ref().and_then(|s| s.selector.as_ref()).and_then(|s| s.get(LABEL_APP).cloned())
+        })
         .unwrap_or_else(|| req.service.clone());
     let app_fut = async {
         match (&app_name, kubesphere_shape) {
@@ -331,9 +343,8 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<P
             _ => Ok(None),
         }
     };
-    let vs_fut = async {
-        if want_vs { kube.get::<VirtualService>(&ns, &app_label_guess).await } else { Ok(None) }
-    };
+    let vs_fut =
+        async { if want_vs { kube.get::<VirtualService>(&ns, &app_label_guess).await } else { Ok(None) } };
     // The whole namespace: the new Deployment's name must be free even if another app uses it.
     let (all_deployments, strategies, application, existing_vs) = tokio::try_join!(
         kube.list::<Deployment>(Some(&ns), None),
@@ -343,14 +354,20 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<P
     )?;
     if req.app.is_some() && kubesphere_shape && application.is_none() {
         return Err(Error::Ineligible {
-            what: format!("the composed app {} does not exist in namespace {ns}", app_name.clone().unwrap_or_default()),
+            what: format!(
+                "the composed app {} does not exist in namespace {ns}",
+                app_name.clone().unwrap_or_default()
+            ),
             hint: format!("list the apps with: kubectl get applications.app.k8s.io -n {ns}"),
         });
     }
     if strategies.iter().any(|s| s.metadata.name.as_deref() == Some(req.name.as_str())) {
         return Err(Error::Ineligible {
             what: format!("a task named {} already exists in namespace {ns}", req.name),
-            hint: format!("choose another name, or look at it: kubectl grayscale status {} -n {ns}", req.name),
+            hint: format!(
+                "choose another name, or look at it: kubectl grayscale status {} -n {ns}",
+                req.name
+            ),
         });
     }
     let app_deployments: Vec<Deployment> = all_deployments
@@ -376,8 +393,12 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<P
         match req.routing {
             Routing::Match { .. } => {
                 return Err(Error::Ineligible {
-                    what: format!("Service {ns}/{} is TCP (its first port is not named http-, http2- or grpc-): request parameters need HTTP", req.service),
-                    hint: "route by traffic ratio with --weight, or name the port http-... if it serves HTTP".into(),
+                    what: format!(
+                        "Service {ns}/{} is TCP (its first port is not named http-, http2- or grpc-): request parameters need HTTP",
+                        req.service
+                    ),
+                    hint: "route by traffic ratio with --weight, or name the port http-... if it serves HTTP"
+                        .into(),
                 });
             }
             Routing::Mirror => {
@@ -410,17 +431,20 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<P
 
 /// Routing before the new version is ready: the old version only.
 fn initial_routing(p: &Plan) -> Option<ops::RoutingOutcome> {
-    p.client_routing
-        .then(|| ops::plan_routing(&p.service, &p.app_label, Some(&p.strategy), &p.old_ready, p.existing_vs.as_ref()))
+    p.client_routing.then(|| {
+        ops::plan_routing(&p.service, &p.app_label, Some(&p.strategy), &p.old_ready, p.existing_vs.as_ref())
+    })
 }
 
 /// Routing once the new version has ready pods.
 pub fn final_routing(p: &Plan) -> Option<ops::RoutingOutcome> {
-    let new = p.deployment.metadata.labels.as_ref().and_then(|l| l.get("version")).cloned().unwrap_or_default();
+    let new =
+        p.deployment.metadata.labels.as_ref().and_then(|l| l.get("version")).cloned().unwrap_or_default();
     let mut ready = p.old_ready.clone();
     ready.push(new);
-    p.client_routing
-        .then(|| ops::plan_routing(&p.service, &p.app_label, Some(&p.strategy), &ready, p.existing_vs.as_ref()))
+    p.client_routing.then(|| {
+        ops::plan_routing(&p.service, &p.app_label, Some(&p.strategy), &ready, p.existing_vs.as_ref())
+    })
 }
 
 /// Pins routing to the old version, creates the Deployment, then the Strategy. A failure after
@@ -447,8 +471,12 @@ async fn write_objects(ctx: &Context, kube: &Kube, p: &Plan, write: Write) -> Re
                 let name = p.deployment.metadata.name.clone().unwrap_or_default();
                 let undo = kube.delete::<Deployment>(ns, &name).await;
                 let undone = match undo {
-                    Ok(_) => format!("the new Deployment {ns}/{name} was deleted again; nothing is left to clean up"),
-                    Err(u) => format!("deleting the new Deployment {ns}/{name} also failed ({u}): delete it with kubectl delete deployment {name} -n {ns}"),
+                    Ok(_) => format!(
+                        "the new Deployment {ns}/{name} was deleted again; nothing is left to clean up"
+                    ),
+                    Err(u) => format!(
+                        "deleting the new Deployment {ns}/{name} also failed ({u}): delete it with kubectl delete deployment {name} -n {ns}"
+                    ),
                 };
                 return Err(Error::Partial {
                     message: format!("{e}"),

@@ -16,8 +16,10 @@ use crate::output::{print, to_yaml};
 pub const STRATEGY_CRD: &str = include_str!("../../deploy/crds/servicemesh-strategies.yaml");
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  # Install the Strategy CRD (needs permission to create CustomResourceDefinitions)\n  \
-kubectl grayscale init\n\n  # Show what would be installed\n  kubectl grayscale init --dry-run")]
+#[command(
+    after_help = "Examples:\n  # Install the Strategy CRD (needs permission to create CustomResourceDefinitions)\n  \
+kubectl grayscale init\n\n  # Show what would be installed\n  kubectl grayscale init --dry-run"
+)]
 pub struct InitArgs {
     /// Print the CRD that would be installed and change nothing.
     #[arg(long)]
@@ -40,7 +42,10 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<()> {
     } else {
         kube.apply_crd(&crd, Write::Real).await?;
         let api: Api<CustomResourceDefinition> = Api::all(kube.client.clone());
-        let established = tokio::time::timeout(Duration::from_secs(30), await_condition(api, CRD_NAME, is_crd_established()));
+        let established = tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api, CRD_NAME, is_crd_established()),
+        );
         match established.await {
             Ok(Ok(_)) => ctx.ui.info(&format!("installed {CRD_NAME}")),
             _ => {

@@ -4,12 +4,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use super::Context;
 use crate::error::Result;
 use crate::model::strategy::Strategy;
-use crate::output::{print, Format};
+use crate::output::{Format, print};
 use crate::view::render;
 use crate::view::task::task_view;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  kubectl grayscale list\n  kubectl grayscale list -A -o wide\n  kubectl grayscale list -n bookinfo -o json")]
+#[command(
+    after_help = "Examples:\n  kubectl grayscale list\n  kubectl grayscale list -A -o wide\n  kubectl grayscale list -n bookinfo -o json"
+)]
 pub struct ListArgs {
     /// List tasks in all namespaces.
     #[arg(short = 'A', long)]

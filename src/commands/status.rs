@@ -6,13 +6,15 @@ use super::Context;
 use crate::error::Result;
 use crate::model::istio::VirtualService;
 use crate::ops;
-use crate::output::{print, Format};
+use crate::output::{Format, print};
 use crate::view::pods::pod_view;
 use crate::view::render;
 use crate::view::task::task_view;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  kubectl grayscale status reviews-canary\n  kubectl grayscale get reviews-canary -n bookinfo -o yaml")]
+#[command(
+    after_help = "Examples:\n  kubectl grayscale status reviews-canary\n  kubectl grayscale get reviews-canary -n bookinfo -o yaml"
+)]
 pub struct StatusArgs {
     /// The task's name.
     pub name: String,

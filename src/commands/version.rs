@@ -3,7 +3,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::error::Result;
-use crate::output::{print, to_json, to_yaml, Format};
+use crate::output::{Format, print, to_json, to_yaml};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  kubectl grayscale version\n  kubectl grayscale version -o json")]

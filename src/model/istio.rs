@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-use super::{custom_resource, Extra};
+use super::{Extra, custom_resource};
 
 pub const ISTIO_GROUP: &str = "networking.istio.io";
 /// v1alpha3 is served by every Istio release KubeSphere 3.x ships with and by current ones.

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::{Deserialize, Serialize};
 
 use super::istio::VirtualServiceSpec;
-use super::{custom_resource, Extra};
+use super::{Extra, custom_resource};
 
 pub const API_VERSION: &str = "servicemesh.kubesphere.io/v1alpha2";
 pub const KIND: &str = "Strategy";

@@ -76,7 +76,10 @@ pub fn check(
     let svc_labels = labels(&svc.metadata);
     let spec = svc.spec.clone().unwrap_or_default();
     if spec.ports.as_ref().is_none_or(|p| p.is_empty()) {
-        return Err(ineligible(format!("Service {ns}/{name} has no ports"), "add the port the app serves to the Service"));
+        return Err(ineligible(
+            format!("Service {ns}/{name} has no ports"),
+            "add the port the app serves to the Service",
+        ));
     }
     let selector = spec.selector.clone().unwrap_or_default();
     let shape = if svc_labels.contains_key(LABEL_APP_NAME) { Shape::Kubesphere } else { Shape::Istio };
@@ -100,8 +103,12 @@ pub fn check(
                 }
                 None => {
                     return Err(ineligible(
-                        format!("Service {ns}/{name} has the label {LABEL_APP_NAME} of a composed app but lacks {l}"),
-                        format!("label it like the other services of the app: kubectl label service {name} -n {ns} {l}=..."),
+                        format!(
+                            "Service {ns}/{name} has the label {LABEL_APP_NAME} of a composed app but lacks {l}"
+                        ),
+                        format!(
+                            "label it like the other services of the app: kubectl label service {name} -n {ns} {l}=..."
+                        ),
                     ));
                 }
             }
@@ -109,7 +116,9 @@ pub fn check(
         let enabled = svc.metadata.annotations.as_ref().and_then(|a| a.get(ANN_SERVICEMESH_ENABLED));
         if enabled.map(String::as_str) != Some("true") {
             return Err(ineligible(
-                format!("Service {ns}/{name} does not have the annotation {ANN_SERVICEMESH_ENABLED}: \"true\""),
+                format!(
+                    "Service {ns}/{name} does not have the annotation {ANN_SERVICEMESH_ENABLED}: \"true\""
+                ),
                 format!(
                     "enable application governance for it in the console, or: kubectl annotate service {name} -n {ns} {ANN_SERVICEMESH_ENABLED}=true"
                 ),
@@ -127,12 +136,8 @@ pub fn check(
         }
     }
     let selected = |d: &&Deployment| {
-        let pod_labels = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.metadata.as_ref())
-            .map(labels)
-            .unwrap_or_default();
+        let pod_labels =
+            d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).map(labels).unwrap_or_default();
         !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
     };
     let workloads: Vec<&Deployment> = deployments.iter().filter(selected).collect();
@@ -149,9 +154,10 @@ pub fn check(
             "choose another --version",
         ));
     }
-    if let Some(s) = strategies.iter().find(|s| {
-        s.service() == Some(name.as_str()) || s.labels().get(LABEL_APP) == Some(&app_label)
-    }) {
+    if let Some(s) = strategies
+        .iter()
+        .find(|s| s.service() == Some(name.as_str()) || s.labels().get(LABEL_APP) == Some(&app_label))
+    {
         let task = s.metadata.name.clone().unwrap_or_default();
         return Err(ineligible(
             format!("Service {ns}/{name} already has the grayscale task {task} (one task per Service)"),
@@ -160,7 +166,10 @@ pub fn check(
     }
     if workloads.len() > 1 {
         return Err(ineligible(
-            format!("Service {ns}/{name} already serves several versions ({}) with no task", versions.join(", ")),
+            format!(
+                "Service {ns}/{name} already serves several versions ({}) with no task",
+                versions.join(", ")
+            ),
             "scale the extra versions away or delete them so that one current version remains",
         ));
     }
@@ -174,7 +183,8 @@ pub fn check(
             ),
         ));
     };
-    let tmpl_labels = old.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).map(labels).unwrap_or_default();
+    let tmpl_labels =
+        old.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).map(labels).unwrap_or_default();
     if tmpl_labels.get(LABEL_VERSION) != Some(&principal) {
         return Err(ineligible(
             format!("the pods of Deployment {ns}/{old_name} are not labelled version={principal}"),

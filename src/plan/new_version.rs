@@ -18,13 +18,17 @@ pub const TIMEZONE_VOLUME: &str = "host-time";
 pub const TIMEZONE_PATH: &str = "/etc/localtime";
 
 /// Annotations that describe the old object's history, not its intent.
-const DROPPED_ANNOTATIONS: [&str; 2] = ["deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration"];
+const DROPPED_ANNOTATIONS: [&str; 2] =
+    ["deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration"];
 
 pub fn new_workload_name(app_label: &str, version: &str) -> String {
     format!("{app_label}-{version}")
 }
 
-fn with_version(labels: &Option<BTreeMap<String, String>>, version: &str) -> Option<BTreeMap<String, String>> {
+fn with_version(
+    labels: &Option<BTreeMap<String, String>>,
+    version: &str,
+) -> Option<BTreeMap<String, String>> {
     let mut l = labels.clone().unwrap_or_default();
     l.insert(LABEL_VERSION.to_string(), version.to_string());
     Some(l)
@@ -76,7 +80,10 @@ pub fn edit_pod(pod: &mut core::PodSpec, edits: &[ContainerEdit]) -> Result<(), 
         };
         if edit.remove {
             if !in_init && !in_work {
-                return Err(invalid(format!("container {name}"), "cannot be removed: the old version has no such container".into()));
+                return Err(invalid(
+                    format!("container {name}"),
+                    "cannot be removed: the old version has no such container".into(),
+                ));
             }
             pod.containers.retain(|c| c.name != name);
             if let Some(v) = pod.init_containers.as_mut() {
@@ -98,7 +105,8 @@ pub fn edit_pod(pod: &mut core::PodSpec, edits: &[ContainerEdit]) -> Result<(), 
         if was_new && edit.image.is_none() {
             return Err(invalid(format!("container {name}"), "is new and needs an image".into()));
         }
-        let mut c = existing.unwrap_or_else(|| core::Container { name: name.clone(), ..core::Container::default() });
+        let mut c =
+            existing.unwrap_or_else(|| core::Container { name: name.clone(), ..core::Container::default() });
         apply(&mut c, edit);
         if let Some(sync) = edit.sync_host_timezone {
             sync_timezone(pod, &mut c, sync);
@@ -110,7 +118,10 @@ pub fn edit_pod(pod: &mut core::PodSpec, edits: &[ContainerEdit]) -> Result<(), 
         }
     }
     if pod.containers.is_empty() {
-        return Err(invalid("containers".into(), "the new version must keep at least one work container".into()));
+        return Err(invalid(
+            "containers".into(),
+            "the new version must keep at least one work container".into(),
+        ));
     }
     if pod.init_containers.as_ref().is_some_and(|v| v.is_empty()) {
         pod.init_containers = None;
@@ -202,7 +213,10 @@ fn apply(c: &mut core::Container, e: &ContainerEdit) {
         c.env_from = Some(
             from.iter()
                 .map(|f| core::EnvFromSource {
-                    config_map_ref: f.config_map.clone().map(|name| core::ConfigMapEnvSource { name, optional: None }),
+                    config_map_ref: f
+                        .config_map
+                        .clone()
+                        .map(|name| core::ConfigMapEnvSource { name, optional: None }),
                     secret_ref: f.secret.clone().map(|name| core::SecretEnvSource { name, optional: None }),
                     prefix: f.prefix.clone(),
                 })
@@ -264,12 +278,20 @@ fn handler(a: &file::Action) -> core::LifecycleHandler {
 fn env_var(e: &file::EnvVar) -> core::EnvVar {
     let value_from = if let Some(r) = &e.config_map_key_ref {
         Some(core::EnvVarSource {
-            config_map_key_ref: Some(core::ConfigMapKeySelector { name: r.name.clone(), key: r.key.clone(), optional: None }),
+            config_map_key_ref: Some(core::ConfigMapKeySelector {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                optional: None,
+            }),
             ..core::EnvVarSource::default()
         })
     } else {
         e.secret_key_ref.as_ref().map(|r| core::EnvVarSource {
-            secret_key_ref: Some(core::SecretKeySelector { name: r.name.clone(), key: r.key.clone(), optional: None }),
+            secret_key_ref: Some(core::SecretKeySelector {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                optional: None,
+            }),
             ..core::EnvVarSource::default()
         })
     };
@@ -313,7 +335,10 @@ fn sync_timezone(pod: &mut core::PodSpec, c: &mut core::Container, on: bool) {
         if !volumes.iter().any(|v| v.name == TIMEZONE_VOLUME) {
             volumes.push(core::Volume {
                 name: TIMEZONE_VOLUME.into(),
-                host_path: Some(core::HostPathVolumeSource { path: TIMEZONE_PATH.into(), type_: Some(String::new()) }),
+                host_path: Some(core::HostPathVolumeSource {
+                    path: TIMEZONE_PATH.into(),
+                    type_: Some(String::new()),
+                }),
                 ..core::Volume::default()
             });
         }

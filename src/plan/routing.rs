@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::model::istio::*;
-use crate::model::strategy::{normalize_version, Strategy, LABEL_VERSION, POLICY_PAUSED, POLICY_WAIT};
+use crate::model::strategy::{LABEL_VERSION, POLICY_PAUSED, POLICY_WAIT, Strategy, normalize_version};
 
 /// One Service port as routing sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -161,7 +161,11 @@ fn default_spec(svc: &str, ports: &[Port], subset: &str) -> VirtualServiceSpec {
         if is_http_like(&p.name) {
             spec.http.push(HttpRoute { matches: vec![port_match(p.number)], route, ..HttpRoute::default() });
         } else {
-            spec.tcp.push(TcpRoute { matches: vec![L4Match { port: Some(p.number), ..L4Match::default() }], route, ..TcpRoute::default() });
+            spec.tcp.push(TcpRoute {
+                matches: vec![L4Match { port: Some(p.number), ..L4Match::default() }],
+                route,
+                ..TcpRoute::default()
+            });
         }
     }
     spec
@@ -190,9 +194,17 @@ fn generated(s: &Strategy, svc: &str, ports: &[Port]) -> VirtualServiceSpec {
         for p in ports {
             let route = vec![to_subset(svc, &gov, p.number, 100)];
             if is_http_like(&p.name) {
-                spec.http.push(HttpRoute { matches: vec![port_match(p.number)], route, ..HttpRoute::default() });
+                spec.http.push(HttpRoute {
+                    matches: vec![port_match(p.number)],
+                    route,
+                    ..HttpRoute::default()
+                });
             } else {
-                spec.tcp.push(TcpRoute { matches: vec![L4Match { port: Some(p.number), ..L4Match::default() }], route, ..TcpRoute::default() });
+                spec.tcp.push(TcpRoute {
+                    matches: vec![L4Match { port: Some(p.number), ..L4Match::default() }],
+                    route,
+                    ..TcpRoute::default()
+                });
             }
         }
         return spec;
@@ -277,11 +289,20 @@ pub fn split_by_port(vs: &VirtualServiceSpec) -> Vec<PortSplit> {
     let weights = |route: &[RouteDestination]| {
         route
             .iter()
-            .map(|r| (r.destination.subset.clone().unwrap_or_default(), r.weight.unwrap_or(if route.len() == 1 { 100 } else { 0 })))
+            .map(|r| {
+                (
+                    r.destination.subset.clone().unwrap_or_default(),
+                    r.weight.unwrap_or(if route.len() == 1 { 100 } else { 0 }),
+                )
+            })
             .collect::<Vec<_>>()
     };
     for h in &vs.http {
-        let port = h.matches.iter().find_map(|m| m.port).or(h.route.first().and_then(|r| r.destination.port.as_ref().map(|p| p.number)));
+        let port = h
+            .matches
+            .iter()
+            .find_map(|m| m.port)
+            .or(h.route.first().and_then(|r| r.destination.port.as_ref().map(|p| p.number)));
         // Request-matched routes are conditional; the split shown is the unconditional one.
         let conditional = h.matches.iter().any(|m| m.uri.is_some() || !m.headers.is_empty());
         if let (Some(p), false) = (port, conditional) {
@@ -289,7 +310,11 @@ pub fn split_by_port(vs: &VirtualServiceSpec) -> Vec<PortSplit> {
         }
     }
     for t in &vs.tcp {
-        let port = t.matches.iter().find_map(|m| m.port).or(t.route.first().and_then(|r| r.destination.port.as_ref().map(|p| p.number)));
+        let port = t
+            .matches
+            .iter()
+            .find_map(|m| m.port)
+            .or(t.route.first().and_then(|r| r.destination.port.as_ref().map(|p| p.number)));
         if let Some(p) = port {
             add(p, weights(&t.route), None);
         }

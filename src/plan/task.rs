@@ -33,9 +33,15 @@ pub fn build(req: &CreateRequest, namespace: &str, e: &Eligible, app_icon: Optio
             let (wo, wn) = if *new_takes_over { (0, 100) } else { (100, 0) };
             vec![weighted(svc, old, wo, new, wn)]
         }
-        Routing::Weight { weight } => vec![weighted(svc, old, 100 - i32::from(*weight), new, i32::from(*weight))],
+        Routing::Weight { weight } => {
+            vec![weighted(svc, old, 100 - i32::from(*weight), new, i32::from(*weight))]
+        }
         Routing::Match { rule } => vec![
-            HttpRoute { matches: vec![rule.to_http_match()], route: vec![RouteDestination::to(svc, new, 100)], ..HttpRoute::default() },
+            HttpRoute {
+                matches: vec![rule.to_http_match()],
+                route: vec![RouteDestination::to(svc, new, 100)],
+                ..HttpRoute::default()
+            },
             HttpRoute { route: vec![RouteDestination::to(svc, old, 100)], ..HttpRoute::default() },
         ],
         Routing::Mirror => vec![HttpRoute {

@@ -19,7 +19,8 @@ pub enum ClientOs {
 }
 
 impl ClientOs {
-    pub const ALL: [ClientOs; 5] = [ClientOs::Windows, ClientOs::Linux, ClientOs::Macos, ClientOs::Android, ClientOs::Ios];
+    pub const ALL: [ClientOs; 5] =
+        [ClientOs::Windows, ClientOs::Linux, ClientOs::Macos, ClientOs::Android, ClientOs::Ios];
 
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -91,7 +92,9 @@ impl MatchRule {
         for (k, v) in &m.headers {
             if k.eq_ignore_ascii_case(COOKIE) {
                 rule.cookie = Some(v.clone());
-            } else if k.eq_ignore_ascii_case(USER_AGENT) && v.regex.as_deref().is_some_and(|r| !os_from_regex(r).is_empty()) {
+            } else if k.eq_ignore_ascii_case(USER_AGENT)
+                && v.regex.as_deref().is_some_and(|r| !os_from_regex(r).is_empty())
+            {
                 rule.os = os_from_regex(v.regex.as_deref().unwrap_or_default());
             } else {
                 rule.headers.push((k.clone(), v.clone()));

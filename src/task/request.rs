@@ -45,11 +45,17 @@ pub struct CreateFlags {
 #[serde(rename_all = "camelCase", tag = "mode")]
 pub enum Routing {
     /// Blue-green: one version takes all traffic; `new_takes_over` picks the new one.
-    BlueGreen { new_takes_over: bool },
+    BlueGreen {
+        new_takes_over: bool,
+    },
     /// Canary by traffic ratio: the new version's weight in percent.
-    Weight { weight: u8 },
+    Weight {
+        weight: u8,
+    },
     /// Canary by request parameters.
-    Match { rule: MatchRule },
+    Match {
+        rule: MatchRule,
+    },
     Mirror,
 }
 
@@ -154,7 +160,8 @@ fn match_rule(p: &mut Problems, f: &CreateFlags, file: Option<&MatchSettings>) -
             match s.split_once('=') {
                 Some((k, v)) => {
                     settings.headers.retain(|h| !h.name.eq_ignore_ascii_case(k));
-                    let (exact, rx) = if regex { (None, Some(v.to_string())) } else { (Some(v.to_string()), None) };
+                    let (exact, rx) =
+                        if regex { (None, Some(v.to_string())) } else { (Some(v.to_string()), None) };
                     settings.headers.push(super::file::HeaderMatch { name: k.to_string(), exact, regex: rx });
                 }
                 None => p.push(Problem::new(flag, format!("{s:?} must be NAME=VALUE"))),
@@ -181,7 +188,10 @@ fn match_rule(p: &mut Problems, f: &CreateFlags, file: Option<&MatchSettings>) -
         if !header_name_ok(&h.name) {
             p.push(Problem::new(format!("{field}.name"), format!("{:?} is not an HTTP header name", h.name)));
         } else if h.name.eq_ignore_ascii_case("cookie") || h.name.eq_ignore_ascii_case("user-agent") {
-            p.push(Problem::new(format!("{field}.name"), format!("route on {} with --cookie or --os instead", h.name)));
+            p.push(Problem::new(
+                format!("{field}.name"),
+                format!("route on {} with --cookie or --os instead", h.name),
+            ));
         }
         let tm = TextMatch { exact: h.exact.clone(), prefix: None, regex: h.regex.clone() };
         if let Some(m) = text_match(p, &field, &tm, false) {
@@ -235,7 +245,10 @@ fn routing(p: &mut Problems, t: TaskType, f: &CreateFlags, file: &TaskFile) -> R
         }
     }
     if t != TaskType::BlueGreen && takeover.is_some() {
-        p.push(Problem::new("--takeover", "applies to blue-green tasks only; use `kubectl grayscale takeover` later"));
+        p.push(Problem::new(
+            "--takeover",
+            "applies to blue-green tasks only; use `kubectl grayscale takeover` later",
+        ));
     }
     match t {
         TaskType::BlueGreen => {
@@ -280,7 +293,10 @@ pub fn build(t: TaskType, f: &CreateFlags, file: Option<TaskFile>) -> Result<Cre
     if let Some(ft) = &file.basic.task_type {
         match parse_task_type(ft) {
             Some(ft) if ft == t => {}
-            Some(_) => p.push(Problem::new("basic.type", format!("the file says {ft:?} but the command creates {}", t.as_str()))),
+            Some(_) => p.push(Problem::new(
+                "basic.type",
+                format!("the file says {ft:?} but the command creates {}", t.as_str()),
+            )),
             None => p.push(Problem::new("basic.type", format!("{ft:?} must be bluegreen, canary or mirror"))),
         }
     }
@@ -319,7 +335,8 @@ pub fn build(t: TaskType, f: &CreateFlags, file: Option<TaskFile>) -> Result<Cre
     let mut warnings = Vec::new();
     let mut seen = Vec::new();
     for (i, c) in containers.iter().enumerate() {
-        let field = if c.name.is_empty() { "container".to_string() } else { format!("newVersion.containers[{i}]") };
+        let field =
+            if c.name.is_empty() { "container".to_string() } else { format!("newVersion.containers[{i}]") };
         if c.name.is_empty() {
             let mut named = c.clone();
             named.name = "placeholder".into();
@@ -372,7 +389,12 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let f = CreateFlags { name: Some("Bad_Name".into()), version: Some("V2.0".into()), weight: Some(140), ..flags() };
+        let f = CreateFlags {
+            name: Some("Bad_Name".into()),
+            version: Some("V2.0".into()),
+            weight: Some(140),
+            ..flags()
+        };
         let p = build(TaskType::Canary, &f, None).unwrap_err();
         let fields: Vec<_> = p.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["name", "--version", "--weight"]);
@@ -395,7 +417,8 @@ mod tests {
 
     #[test]
     fn an_image_with_a_registry_port_is_not_taken_for_a_container_name() {
-        let f = CreateFlags { images: vec!["registry.local:5000/app=x".into(), "nginx:1.25".into()], ..flags() };
+        let f =
+            CreateFlags { images: vec!["registry.local:5000/app=x".into(), "nginx:1.25".into()], ..flags() };
         let r = build(TaskType::Canary, &f, None).unwrap();
         assert_eq!(r.containers[0].name, DEFAULT_CONTAINER);
         assert_eq!(r.containers[0].image.as_deref(), Some("nginx:1.25"));

@@ -45,7 +45,10 @@ pub fn version(p: &mut Problems, field: &str, v: &str) {
 pub fn object_name(p: &mut Problems, field: &str, name: &str) {
     let ok = !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label);
     if !ok {
-        p.push(Problem::new(field, format!("{name:?} is not a valid object name (lowercase letters, digits, '-' and '.')")));
+        p.push(Problem::new(
+            field,
+            format!("{name:?} is not a valid object name (lowercase letters, digits, '-' and '.')"),
+        ));
     }
 }
 
@@ -92,11 +95,19 @@ pub fn container(p: &mut Problems, field: &str, c: &ContainerEdit) -> Vec<String
     if let Some(pol) = &c.image_pull_policy
         && !["IfNotPresent", "Always", "Never"].contains(&pol.as_str())
     {
-        p.push(Problem::new(format!("{field}.imagePullPolicy"), format!("{pol:?} must be IfNotPresent, Always or Never")));
+        p.push(Problem::new(
+            format!("{field}.imagePullPolicy"),
+            format!("{pol:?} must be IfNotPresent, Always or Never"),
+        ));
     }
     if let Some(r) = &c.resources {
         let f = format!("{field}.resources");
-        for (name, v) in [("cpuRequest", r.cpu_request), ("cpuLimit", r.cpu_limit), ("memoryRequest", r.memory_request), ("memoryLimit", r.memory_limit)] {
+        for (name, v) in [
+            ("cpuRequest", r.cpu_request),
+            ("cpuLimit", r.cpu_limit),
+            ("memoryRequest", r.memory_request),
+            ("memoryLimit", r.memory_limit),
+        ] {
             if let Some(v) = v
                 && !(v.is_finite() && v > 0.0)
             {
@@ -106,12 +117,18 @@ pub fn container(p: &mut Problems, field: &str, c: &ContainerEdit) -> Vec<String
         if let (Some(req), Some(lim)) = (r.cpu_request, r.cpu_limit)
             && lim < req
         {
-            p.push(Problem::new(format!("{f}.cpuLimit"), format!("{lim} cores is below the request of {req} cores")));
+            p.push(Problem::new(
+                format!("{f}.cpuLimit"),
+                format!("{lim} cores is below the request of {req} cores"),
+            ));
         }
         if let (Some(req), Some(lim)) = (r.memory_request, r.memory_limit)
             && lim < req
         {
-            p.push(Problem::new(format!("{f}.memoryLimit"), format!("{lim} MiB is below the request of {req} MiB")));
+            p.push(Problem::new(
+                format!("{f}.memoryLimit"),
+                format!("{lim} MiB is below the request of {req} MiB"),
+            ));
         }
     }
     if let Some(ports) = &c.ports {
@@ -169,7 +186,10 @@ pub fn container(p: &mut Problems, field: &str, c: &ContainerEdit) -> Vec<String
 
 fn port(p: &mut Problems, warnings: &mut Vec<String>, f: &str, port: &PortSetting) {
     if !(1..=65535).contains(&port.container_port) {
-        p.push(Problem::new(format!("{f}.containerPort"), format!("{} must be between 1 and 65535", port.container_port)));
+        p.push(Problem::new(
+            format!("{f}.containerPort"),
+            format!("{} must be between 1 and 65535", port.container_port),
+        ));
     }
     if let Some(proto) = &port.protocol
         && !["TCP", "UDP", "SCTP"].contains(&proto.as_str())
@@ -185,7 +205,9 @@ fn port(p: &mut Problems, warnings: &mut Vec<String>, f: &str, port: &PortSettin
         if !valid {
             p.push(Problem::new(
                 format!("{f}.name"),
-                format!("{name:?} must be at most 15 lowercase letters, digits or '-' with at least one letter"),
+                format!(
+                    "{name:?} must be at most 15 lowercase letters, digits or '-' with at least one letter"
+                ),
             ));
         } else if !has_istio_prefix(name) {
             warnings.push(format!(
@@ -249,7 +271,10 @@ fn probe(p: &mut Problems, f: &str, pr: &Probe, is_readiness: bool) {
         && let Some(s) = pr.success_threshold
         && s != 1
     {
-        p.push(Problem::new(format!("{f}.successThreshold"), format!("{s} must be 1 for liveness and startup probes")));
+        p.push(Problem::new(
+            format!("{f}.successThreshold"),
+            format!("{s} must be 1 for liveness and startup probes"),
+        ));
     }
 }
 
@@ -263,9 +288,14 @@ fn env_var(p: &mut Problems, f: &str, e: &EnvVar) {
         && !b[0].is_ascii_digit()
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
     if !ok {
-        p.push(Problem::new(format!("{f}.name"), format!("{:?} is not a valid environment variable name", e.name)));
+        p.push(Problem::new(
+            format!("{f}.name"),
+            format!("{:?} is not a valid environment variable name", e.name),
+        ));
     }
-    let n = usize::from(e.value.is_some()) + usize::from(e.config_map_key_ref.is_some()) + usize::from(e.secret_key_ref.is_some());
+    let n = usize::from(e.value.is_some())
+        + usize::from(e.config_map_key_ref.is_some())
+        + usize::from(e.secret_key_ref.is_some());
     if n != 1 {
         p.push(Problem::new(f, "set exactly one of value, configMapKeyRef or secretKeyRef"));
     }
@@ -301,7 +331,9 @@ fn security(p: &mut Problems, f: &str, sc: &SecurityContext) {
                         format!("{f}.capabilities.{kind}"),
                         format!("{c:?}: write capabilities without the CAP_ prefix ({rest})"),
                     ));
-                } else if c.is_empty() || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit()) {
+                } else if c.is_empty()
+                    || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+                {
                     p.push(Problem::new(
                         format!("{f}.capabilities.{kind}"),
                         format!("{c:?} is not a capability name (upper case, e.g. NET_ADMIN, or ALL)"),
@@ -342,8 +374,16 @@ mod tests {
     fn liveness_probes_need_a_success_threshold_of_one() {
         let c = ContainerEdit {
             name: "a".into(),
-            liveness_probe: Some(Probe { tcp_port: Some(IntOrString::Int(80)), success_threshold: Some(2), ..Probe::default() }),
-            readiness_probe: Some(Probe { tcp_port: Some(IntOrString::Int(80)), success_threshold: Some(2), ..Probe::default() }),
+            liveness_probe: Some(Probe {
+                tcp_port: Some(IntOrString::Int(80)),
+                success_threshold: Some(2),
+                ..Probe::default()
+            }),
+            readiness_probe: Some(Probe {
+                tcp_port: Some(IntOrString::Int(80)),
+                success_threshold: Some(2),
+                ..Probe::default()
+            }),
             ..ContainerEdit::default()
         };
         let p = problems(|p| {

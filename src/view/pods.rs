@@ -37,22 +37,20 @@ pub fn pod_view(p: &Pod) -> PodView {
     let version = p.metadata.labels.as_ref().and_then(|l| l.get("version")).cloned().unwrap_or_default();
     let status = p.status.clone().unwrap_or_default();
     let phase = status.phase.clone().unwrap_or_else(|| "Pending".into());
-    let ready = status
-        .conditions
+    let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+    let statuses: Vec<_> = status
+        .init_container_statuses
         .iter()
         .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    let statuses: Vec<_> = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten()).collect();
+        .chain(status.container_statuses.iter().flatten())
+        .collect();
     let restarts = statuses.iter().map(|s| s.restart_count).sum();
     let waiting = statuses
         .iter()
         .filter_map(|s| s.state.as_ref().and_then(|st| st.waiting.as_ref()))
         .find(|w| w.reason.is_some());
-    let unschedulable = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+    let unschedulable =
+        status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False");
     let (state, message) = if p.metadata.deletion_timestamp.is_some() {
         ("Terminating".to_string(), None)
     } else if let Some(c) = unschedulable {
@@ -86,7 +84,10 @@ mod tests {
     use serde_json::json;
 
     fn pod(status: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p", "labels": {"version": "v2"}}, "status": status})).unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "p", "labels": {"version": "v2"}}, "status": status}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -101,15 +102,18 @@ mod tests {
 
     #[test]
     fn a_ready_pod_is_ready() {
-        let v = pod_view(&pod(json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})));
+        let v =
+            pod_view(&pod(json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})));
         assert_eq!(v.state, "Ready");
         assert!(v.ready && !v.failing);
     }
 
     #[test]
     fn an_unschedulable_pod_says_why() {
-        let v = pod_view(&pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
-            "reason": "Unschedulable", "message": "0/1 nodes are available"}]})));
+        let v = pod_view(&pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "0/1 nodes are available"}]}),
+        ));
         assert_eq!(v.state, "Unschedulable");
         assert!(v.failing);
     }

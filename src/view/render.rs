@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::task::{traffic_summary, TaskView, VIEW_API_VERSION};
-use crate::output::{age, colored, paint, render_table, to_json, to_yaml, Cell, Color, Format};
+use super::task::{TaskView, VIEW_API_VERSION, traffic_summary};
+use crate::output::{Cell, Color, Format, age, colored, paint, render_table, to_json, to_yaml};
 
 #[derive(Serialize)]
 struct Envelope<'a, T: Serialize> {
@@ -26,16 +26,31 @@ pub fn seconds_since(ts: Option<&str>, now: i64) -> Option<i64> {
 }
 
 fn ready_cell(v: &TaskView) -> Cell {
-    let text = v.versions.iter().map(|x| format!("{} {}/{}", x.version, x.ready, x.replicas)).collect::<Vec<_>>().join(", ");
+    let text = v
+        .versions
+        .iter()
+        .map(|x| format!("{} {}/{}", x.version, x.ready, x.replicas))
+        .collect::<Vec<_>>()
+        .join(", ");
     let all_ready = v.versions.iter().all(|x| x.exists && x.ready >= x.replicas && x.replicas > 0);
     colored(text, if all_ready { Color::Green } else { Color::Yellow })
 }
 
 pub fn list(views: &[TaskView], format: Format, all_namespaces: bool, now: i64, color: bool) -> String {
     match format {
-        Format::Json => to_json(&Envelope { api_version: VIEW_API_VERSION, kind: "TaskList", body: &Items { items: views } }),
-        Format::Yaml => to_yaml(&Envelope { api_version: VIEW_API_VERSION, kind: "TaskList", body: &Items { items: views } }),
-        Format::Name => views.iter().map(|v| format!("strategy.servicemesh.kubesphere.io/{}\n", v.name)).collect(),
+        Format::Json => to_json(&Envelope {
+            api_version: VIEW_API_VERSION,
+            kind: "TaskList",
+            body: &Items { items: views },
+        }),
+        Format::Yaml => to_yaml(&Envelope {
+            api_version: VIEW_API_VERSION,
+            kind: "TaskList",
+            body: &Items { items: views },
+        }),
+        Format::Name => {
+            views.iter().map(|v| format!("strategy.servicemesh.kubesphere.io/{}\n", v.name)).collect()
+        }
         Format::Table | Format::Wide => {
             if views.is_empty() {
                 return String::new();
@@ -45,7 +60,9 @@ pub fn list(views: &[TaskView], format: Format, all_namespaces: bool, now: i64, 
             if all_namespaces {
                 headers.push("NAMESPACE");
             }
-            headers.extend(["NAME", "TYPE", "SERVICE", "VERSIONS", "READY", "TRAFFIC", "GOVERNOR", "POLICY", "AGE"]);
+            headers.extend([
+                "NAME", "TYPE", "SERVICE", "VERSIONS", "READY", "TRAFFIC", "GOVERNOR", "POLICY", "AGE",
+            ]);
             if wide {
                 headers.extend(["APP", "WORKLOADS"]);
             }
@@ -59,7 +76,14 @@ pub fn list(views: &[TaskView], format: Format, all_namespaces: bool, now: i64, 
                     r.push(colored(v.name.clone(), Color::Bold));
                     r.push(v.task_type.clone().into());
                     r.push(v.service.clone().into());
-                    r.push(format!("{} -> {}", v.old_version, v.new_version.clone().unwrap_or_else(|| "?".into())).into());
+                    r.push(
+                        format!(
+                            "{} -> {}",
+                            v.old_version,
+                            v.new_version.clone().unwrap_or_else(|| "?".into())
+                        )
+                        .into(),
+                    );
                     r.push(ready_cell(v));
                     r.push(traffic_summary(&v.routing).into());
                     r.push(match &v.governor {
@@ -67,10 +91,22 @@ pub fn list(views: &[TaskView], format: Format, all_namespaces: bool, now: i64, 
                         None => "-".into(),
                     });
                     r.push(v.policy.clone().into());
-                    r.push(seconds_since(v.created_at.as_deref(), now).map(age).unwrap_or_else(|| "-".into()).into());
+                    r.push(
+                        seconds_since(v.created_at.as_deref(), now)
+                            .map(age)
+                            .unwrap_or_else(|| "-".into())
+                            .into(),
+                    );
                     if wide {
                         r.push(v.app.clone().unwrap_or_else(|| "-".into()).into());
-                        r.push(v.versions.iter().map(|x| x.workload.clone()).collect::<Vec<_>>().join(",").into());
+                        r.push(
+                            v.versions
+                                .iter()
+                                .map(|x| x.workload.clone())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                                .into(),
+                        );
                     }
                     r
                 })
@@ -86,7 +122,11 @@ pub fn split_bar(weights: &[(String, i32)], width: usize, color: bool) -> String
     let mut out = String::new();
     let mut used = 0;
     for (i, (_, w)) in weights.iter().enumerate() {
-        let cells = if i + 1 == weights.len() { width - used } else { (width * (*w).clamp(0, 100) as usize + 50) / 100 };
+        let cells = if i + 1 == weights.len() {
+            width - used
+        } else {
+            (width * (*w).clamp(0, 100) as usize + 50) / 100
+        };
         let cells = cells.min(width - used);
         used += cells;
         // Without colour, versions are told apart by shade.
@@ -135,7 +175,11 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
             vec![
                 colored(x.version.clone(), Color::Bold),
                 x.role.clone().into(),
-                if x.exists { x.workload.clone().into() } else { colored(format!("{} (missing)", x.workload), Color::Red) },
+                if x.exists {
+                    x.workload.clone().into()
+                } else {
+                    colored(format!("{} (missing)", x.workload), Color::Red)
+                },
                 colored(format!("{}/{}", x.ready, x.replicas), if ok { Color::Green } else { Color::Yellow }),
                 x.available.to_string().into(),
             ]
@@ -158,7 +202,13 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
             .pods
             .iter()
             .map(|p| {
-                let c = if p.failing { Color::Red } else if p.ready { Color::Green } else { Color::Yellow };
+                let c = if p.failing {
+                    Color::Red
+                } else if p.ready {
+                    Color::Green
+                } else {
+                    Color::Yellow
+                };
                 vec![
                     p.version.clone().into(),
                     p.name.clone().into(),

@@ -95,7 +95,12 @@ pub fn new_version(s: &Strategy) -> Option<String> {
     let t = &s.spec.template.spec;
     t.http
         .iter()
-        .flat_map(|h| h.route.iter().map(|r| r.destination.subset.clone()).chain(std::iter::once(h.mirror.as_ref().and_then(|m| m.subset.clone()))))
+        .flat_map(|h| {
+            h.route
+                .iter()
+                .map(|r| r.destination.subset.clone())
+                .chain(std::iter::once(h.mirror.as_ref().and_then(|m| m.subset.clone())))
+        })
         .chain(t.tcp.iter().flat_map(|r| r.route.iter().map(|d| d.destination.subset.clone())))
         .flatten()
         .find(|v| *v != principal)
@@ -120,7 +125,10 @@ pub fn routing_view(s: &Strategy) -> RoutingView {
         let other = if g == old { new.clone() } else { old.clone() };
         return RoutingView {
             mode: "takeover".into(),
-            weights: vec![Weight { version: g.to_string(), weight: 100 }, Weight { version: other, weight: 0 }],
+            weights: vec![
+                Weight { version: g.to_string(), weight: 100 },
+                Weight { version: other, weight: 0 },
+            ],
             matches: None,
             mirror: None,
         };
@@ -142,7 +150,12 @@ pub fn routing_view(s: &Strategy) -> RoutingView {
             mirror: h.mirror.as_ref().and_then(|m| m.subset.clone()),
         };
     }
-    let route = t.http.first().map(|h| h.route.as_slice()).or(t.tcp.first().map(|r| r.route.as_slice())).unwrap_or(&[]);
+    let route = t
+        .http
+        .first()
+        .map(|h| h.route.as_slice())
+        .or(t.tcp.first().map(|r| r.route.as_slice()))
+        .unwrap_or(&[]);
     let mut weights = weights_of(route);
     weights.sort_by_key(|w| if w.version == old { 0 } else { 1 });
     RoutingView { mode: "ratio".into(), weights, matches: None, mirror: None }
@@ -154,7 +167,12 @@ fn workload_name(s: &Strategy, ann: &str, version: &str) -> String {
         .unwrap_or_else(|| format!("{}-{version}", s.service().unwrap_or_default()))
 }
 
-pub fn task_view(s: &Strategy, deployments: &[Deployment], vs: Option<&VirtualService>, pods: Vec<PodView>) -> TaskView {
+pub fn task_view(
+    s: &Strategy,
+    deployments: &[Deployment],
+    vs: Option<&VirtualService>,
+    pods: Vec<PodView>,
+) -> TaskView {
     let ns = s.metadata.namespace.clone().unwrap_or_default();
     let old = s.spec.principal.clone().unwrap_or_default();
     let new = new_version(s);
@@ -165,9 +183,10 @@ pub fn task_view(s: &Strategy, deployments: &[Deployment], vs: Option<&VirtualSe
     let versions = versions
         .into_iter()
         .map(|(version, role, workload)| {
-            let d = deployments
-                .iter()
-                .find(|d| d.metadata.name.as_deref() == Some(workload.as_str()) && d.metadata.namespace.as_deref() == Some(ns.as_str()));
+            let d = deployments.iter().find(|d| {
+                d.metadata.name.as_deref() == Some(workload.as_str())
+                    && d.metadata.namespace.as_deref() == Some(ns.as_str())
+            });
             let st = d.and_then(|d| d.status.clone()).unwrap_or_default();
             VersionView {
                 version,

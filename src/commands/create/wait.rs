@@ -5,8 +5,8 @@ use std::time::Instant;
 use kube::api::Api;
 use kube::runtime::wait::await_condition;
 
-use super::{final_routing, CreateArgs, Plan};
-use crate::cluster::{pod_events, Kube, PodChange, Write};
+use super::{CreateArgs, Plan, final_routing};
+use crate::cluster::{Kube, PodChange, Write, pod_events};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::model::istio::VirtualService;
@@ -17,16 +17,17 @@ use crate::task::request::CreateRequest;
 use crate::view::pods::pod_view;
 
 fn selector(p: &Plan) -> String {
-    let labels = p
-        .deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.clone())
-        .unwrap_or_default();
+    let labels = p.deployment.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
-pub async fn follow(ctx: &Context, kube: &Kube, p: &Plan, req: &CreateRequest, args: &CreateArgs) -> Result<()> {
+pub async fn follow(
+    ctx: &Context,
+    kube: &Kube,
+    p: &Plan,
+    req: &CreateRequest,
+    args: &CreateArgs,
+) -> Result<()> {
     let ns = &p.namespace;
     let deploy = p.deployment.metadata.name.clone().unwrap_or_default();
     let desired = p.deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -75,7 +76,11 @@ pub async fn follow(ctx: &Context, kube: &Kube, p: &Plan, req: &CreateRequest, a
                     f.state,
                     f.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default(),
                     args.fail_after,
-                    if routed { "routing already includes it".to_string() } else { format!("no traffic was sent to {}", req.version) }
+                    if routed {
+                        "routing already includes it".to_string()
+                    } else {
+                        format!("no traffic was sent to {}", req.version)
+                    }
                 ),
                 hint: failure_hint(p, req, &f.name),
             });
@@ -170,7 +175,11 @@ fn interrupted_hint(p: &Plan, req: &CreateRequest) -> String {
 fn failure_hint(p: &Plan, req: &CreateRequest, pod: &str) -> String {
     let ns = &p.namespace;
     let deploy = p.deployment.metadata.name.clone().unwrap_or_default();
-    let inspect = if pod.is_empty() { format!("kubectl describe deployment {deploy} -n {ns}") } else { format!("kubectl describe pod {pod} -n {ns}") };
+    let inspect = if pod.is_empty() {
+        format!("kubectl describe deployment {deploy} -n {ns}")
+    } else {
+        format!("kubectl describe pod {pod} -n {ns}")
+    };
     format!(
         "the task {n} stays and traffic stays on {old}. Inspect: {inspect}. Fix the image: kubectl set image deployment/{deploy} CONTAINER=IMAGE -n {ns}, then kubectl grayscale sync {n} -n {ns}. Or end the task keeping {old}: kubectl grayscale offline {n} --keep {old} -n {ns}",
         n = req.name,

@@ -1,0 +1,305 @@
+//! The end-to-end harness: one local control plane per test binary (started by
+//! `hack/local-cluster.sh up`, reused when it already runs), a fresh namespace per test, the
+//! real `kubectl-grayscale` binary, kubectl for setup and checks, and the audit log.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kubectl-grayscale");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Plane {
+    pub kubeconfig: PathBuf,
+    pub state: PathBuf,
+}
+
+/// Starts the control plane once per test binary. Never skips: if it cannot start, every test
+/// fails with the script's output.
+pub fn plane() -> &'static Plane {
+    static PLANE: OnceLock<Plane> = OnceLock::new();
+    PLANE.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo().join("hack/local-cluster.sh"))
+            .arg("up")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hack/local-cluster.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the local control plane did not start:\n{}\n{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line =
+            stdout.lines().find_map(|l| l.strip_prefix("export KUBECONFIG=")).expect("kubeconfig line");
+        let kubeconfig = PathBuf::from(line.trim());
+        let state = kubeconfig.parent().expect("state dir").to_path_buf();
+        Plane { kubeconfig, state }
+    })
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs the plugin against the plane, with no terminal and no colour.
+pub fn grayscale(args: &[&str]) -> Run {
+    grayscale_env(args, &[])
+}
+
+pub fn grayscale_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let p = plane();
+    let mut c = Command::new(BIN);
+    c.args(args).env("KUBECONFIG", &p.kubeconfig).env_remove("NO_COLOR").stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Run::from(c.output().expect("run kubectl-grayscale"))
+}
+
+/// Runs the plugin with no cluster configured at all (validation and help tests).
+pub fn grayscale_offline(args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kubectl-grayscale");
+    Run::from(out)
+}
+
+pub fn kubectl(args: &[&str]) -> Run {
+    let p = plane();
+    let out = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", &p.kubeconfig)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kubectl");
+    Run::from(out)
+}
+
+pub fn kubectl_stdin(args: &[&str], input: &str) -> Run {
+    use std::io::Write;
+    let p = plane();
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", &p.kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+/// `kubectl get -o json` of one object, or None if it does not exist.
+pub fn get(ns: &str, kind: &str, name: &str) -> Option<Value> {
+    let r = kubectl(&["get", kind, name, "-n", ns, "-o", "json"]);
+    (r.code == 0).then(|| r.json())
+}
+
+/// A namespace of its own for one test, deleted (without waiting) when the test ends.
+pub struct Namespace {
+    pub name: String,
+}
+
+impl Namespace {
+    pub fn new(prefix: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        kubectl(&["create", "namespace", &name]).ok();
+        Namespace { name }
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
+
+/// Applies the bookinfo-like composed app and waits for its Deployments.
+pub fn bookinfo(ns: &str) {
+    let file = repo().join("deploy/demo/bookinfo.yaml");
+    kubectl(&["apply", "-n", ns, "-f", file.to_str().unwrap()]).ok();
+    for d in ["productpage-v1", "details-v1", "reviews-v1", "ratings-v1"] {
+        wait_ready(ns, d, Duration::from_secs(60));
+    }
+}
+
+/// A composed app in the KubeSphere shape: Service `svc` and Deployment `svc-v1`.
+/// `ports` are (name, port) pairs.
+pub fn composed_app(ns: &str, app: &str, svc: &str, ports: &[(&str, u16)], replicas: u32, image: &str) {
+    let port_lines: String = ports
+        .iter()
+        .map(|(n, p)| format!("  - {{name: {n}, port: {p}, targetPort: {p}, protocol: TCP}}\n"))
+        .collect();
+    let cport_lines: String = ports
+        .iter()
+        .map(|(n, p)| format!("        - {{name: {n}, containerPort: {p}, protocol: TCP}}\n"))
+        .collect();
+    let labels = format!("{{app: {svc}, app.kubernetes.io/name: {app}, app.kubernetes.io/version: v1}}");
+    let vlabels =
+        format!("{{app: {svc}, version: v1, app.kubernetes.io/name: {app}, app.kubernetes.io/version: v1}}");
+    let yaml = format!(
+        r#"apiVersion: app.k8s.io/v1beta1
+kind: Application
+metadata:
+  name: {app}
+  labels: {{app.kubernetes.io/name: {app}, app.kubernetes.io/version: v1}}
+  annotations: {{servicemesh.kubesphere.io/enabled: "true"}}
+spec:
+  selector: {{matchLabels: {{app.kubernetes.io/name: {app}, app.kubernetes.io/version: v1}}}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {svc}
+  labels: {labels}
+  annotations: {{servicemesh.kubesphere.io/enabled: "true"}}
+spec:
+  selector: {labels}
+  ports:
+{port_lines}---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {svc}-v1
+  labels: {vlabels}
+  annotations: {{servicemesh.kubesphere.io/enabled: "true"}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {vlabels}}}
+  template:
+    metadata:
+      labels: {vlabels}
+      annotations: {{sidecar.istio.io/inject: "true"}}
+    spec:
+      containers:
+      - name: {svc}
+        image: {image}
+        ports:
+{cport_lines}"#
+    );
+    kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &yaml).ok();
+    wait_ready(ns, &format!("{svc}-v1"), Duration::from_secs(60));
+}
+
+/// Waits (watching through kubectl) until a Deployment reports all replicas ready.
+pub fn wait_ready(ns: &str, deploy: &str, timeout: Duration) {
+    let r = kubectl(&[
+        "wait",
+        "-n",
+        ns,
+        &format!("deployment/{deploy}"),
+        "--for=condition=Available",
+        &format!("--timeout={}s", timeout.as_secs()),
+    ]);
+    assert_eq!(r.code, 0, "deployment {ns}/{deploy} not available: {}", r.stderr);
+    let start = Instant::now();
+    loop {
+        let d = get(ns, "deployment", deploy).expect("deployment exists");
+        let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        if d["status"]["readyReplicas"].as_i64().unwrap_or(0) >= want {
+            return;
+        }
+        assert!(start.elapsed() < timeout, "deployment {ns}/{deploy} not ready: {}", d["status"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The API server's audit log: requests made by the plugin.
+pub struct Audit {
+    path: PathBuf,
+    offset: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub verb: String,
+    pub uri: String,
+    pub namespace: String,
+    pub user_agent: String,
+    pub code: i64,
+}
+
+impl AuditEvent {
+    pub fn mutating(&self) -> bool {
+        matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
+    }
+}
+
+impl Audit {
+    /// Marks the current end of the log; later reads see only what comes after.
+    pub fn mark() -> Self {
+        let path = plane().state.join("audit.log");
+        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Audit { path, offset }
+    }
+
+    /// Completed requests by the plugin (user agent kubectl-grayscale/...) in `ns`, or
+    /// cluster-scoped when `ns` is empty, since the mark.
+    pub fn plugin_requests(&self, ns: &str) -> Vec<AuditEvent> {
+        std::thread::sleep(Duration::from_millis(300));
+        read_events(&self.path, self.offset)
+            .into_iter()
+            .filter(|e| e.user_agent.starts_with("kubectl-grayscale/"))
+            .filter(|e| ns.is_empty() || e.namespace == ns)
+            .collect()
+    }
+}
+
+fn read_events(path: &Path, offset: u64) -> Vec<AuditEvent> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).expect("audit log");
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut text = String::new();
+    f.read_to_string(&mut text).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["stage"] == "ResponseComplete" || e["stage"] == "ResponseStarted")
+        .filter(|e| seen.insert(e["auditID"].as_str().unwrap_or_default().to_string()))
+        .map(|e| AuditEvent {
+            verb: e["verb"].as_str().unwrap_or_default().into(),
+            uri: e["requestURI"].as_str().unwrap_or_default().into(),
+            namespace: e["objectRef"]["namespace"].as_str().unwrap_or_default().into(),
+            user_agent: e["userAgent"].as_str().unwrap_or_default().into(),
+            code: e["responseStatus"]["code"].as_i64().unwrap_or(0),
+        })
+        .collect()
+}
