@@ -15,7 +15,7 @@ eval "$KUBECONFIG_LINE"
 export KUBECONFIG
 
 step "Building kubectl-grayscale"
-cargo build --quiet --bin kubectl-grayscale
+cargo build --quiet --workspace
 BIN_DIR=$(pwd)/target/debug
 export PATH="$BIN_DIR:$PATH"
 

@@ -159,7 +159,7 @@ wait_for() { # description seconds command...
 
 build_sim_kubelet() {
   log "building the simulated kubelet"
-  (cd "$ROOT" && cargo build --quiet -p sim-kubelet) || die "cargo build -p sim-kubelet failed"
+  (cd "$ROOT" && cargo build --quiet --workspace) || die "cargo build failed"
 }
 
 start() {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const V2: &str = "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0";
 
@@ -33,10 +33,28 @@ fn a_canary_by_traffic_is_written_as_the_console_writes_it() {
     let ns = Namespace::new("canary");
     bookinfo(&ns.name);
     let n = ns.name.as_str();
-    grayscale(&["create", "canary", "reviews-canary", "-n", n, "--service", "reviews", "--version", "v2", "--image", V2, "--weight", "20"]).ok();
+    grayscale(&[
+        "create",
+        "canary",
+        "reviews-canary",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--image",
+        V2,
+        "--weight",
+        "20",
+    ])
+    .ok();
 
     let s = strategy(n, "reviews-canary");
-    assert_eq!(s["metadata"]["labels"], json!({"app": "reviews", "app.kubernetes.io/name": "bookinfo", "app.kubernetes.io/version": "v1"}));
+    assert_eq!(
+        s["metadata"]["labels"],
+        json!({"app": "reviews", "app.kubernetes.io/name": "bookinfo", "app.kubernetes.io/version": "v1"})
+    );
     assert_eq!(
         s["metadata"]["annotations"],
         json!({
@@ -53,7 +71,10 @@ fn a_canary_by_traffic_is_written_as_the_console_writes_it() {
     assert_eq!(spec["principal"], "v1");
     assert!(spec.get("governor").is_none());
     assert_eq!(spec["selector"]["matchLabels"], s["metadata"]["labels"]);
-    assert_eq!(spec["template"]["spec"], json!({"hosts": ["reviews"], "http": [{"route": [dest("v1", 80), dest("v2", 20)]}]}));
+    assert_eq!(
+        spec["template"]["spec"],
+        json!({"hosts": ["reviews"], "http": [{"route": [dest("v1", 80), dest("v2", 20)]}]})
+    );
 
     // The new Deployment: the old one with version v2, the new image, every other setting kept.
     let old = get(n, "deployment", "reviews-v1").unwrap();
@@ -63,10 +84,16 @@ fn a_canary_by_traffic_is_written_as_the_console_writes_it() {
     assert_eq!(new["metadata"]["labels"], want_labels);
     assert_eq!(new["spec"]["selector"]["matchLabels"], want_labels);
     assert_eq!(new["spec"]["template"]["metadata"]["labels"], want_labels);
-    assert_eq!(new["spec"]["template"]["metadata"]["annotations"], json!({"sidecar.istio.io/inject": "true"}));
+    assert_eq!(
+        new["spec"]["template"]["metadata"]["annotations"],
+        json!({"sidecar.istio.io/inject": "true"})
+    );
     assert_eq!(new["metadata"]["annotations"]["servicemesh.kubesphere.io/enabled"], "true");
     assert_eq!(new["spec"]["replicas"], 3);
-    let (oc, nc) = (&old["spec"]["template"]["spec"]["containers"][0], &new["spec"]["template"]["spec"]["containers"][0]);
+    let (oc, nc) = (
+        &old["spec"]["template"]["spec"]["containers"][0],
+        &new["spec"]["template"]["spec"]["containers"][0],
+    );
     assert_eq!(nc["image"], V2);
     for field in ["name", "ports", "readinessProbe", "resources", "imagePullPolicy"] {
         assert_eq!(nc[field], oc[field], "{field} is kept from the old version");
@@ -81,7 +108,10 @@ fn a_canary_by_traffic_is_written_as_the_console_writes_it() {
         json!([{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}])
     );
     let v = vs(n, "reviews");
-    assert_eq!(v["metadata"]["labels"], json!({"app": "reviews", "app.kubernetes.io/name": "bookinfo", "app.kubernetes.io/version": "v1"}));
+    assert_eq!(
+        v["metadata"]["labels"],
+        json!({"app": "reviews", "app.kubernetes.io/name": "bookinfo", "app.kubernetes.io/version": "v1"})
+    );
     assert_eq!(
         v["spec"],
         json!({"hosts": ["reviews"], "http": [{"match": [{"port": 9080}], "route": [port_dest("reviews", "v1", 9080, 80), port_dest("reviews", "v2", 9080, 20)]}]})
@@ -92,8 +122,28 @@ fn a_canary_by_traffic_is_written_as_the_console_writes_it() {
 fn a_blue_green_task_keeps_every_port_on_the_governor() {
     let ns = Namespace::new("bluegreen");
     let n = ns.name.as_str();
-    composed_app(n, "shop", "cart", &[("http-web", 8080), ("grpc-api", 9090), ("tcp-admin", 7000)], 1, "example/cart:1");
-    grayscale(&["create", "bluegreen", "cart-bg", "-n", n, "--service", "cart", "--version", "v2", "--image", "example/cart:2"]).ok();
+    composed_app(
+        n,
+        "shop",
+        "cart",
+        &[("http-web", 8080), ("grpc-api", 9090), ("tcp-admin", 7000)],
+        1,
+        "example/cart:1",
+    );
+    grayscale(&[
+        "create",
+        "bluegreen",
+        "cart-bg",
+        "-n",
+        n,
+        "--service",
+        "cart",
+        "--version",
+        "v2",
+        "--image",
+        "example/cart:2",
+    ])
+    .ok();
     let s = strategy(n, "cart-bg");
     assert_eq!(s["spec"]["type"], "Bluegreen");
     assert_eq!(s["spec"]["governor"], "v1");
@@ -107,7 +157,10 @@ fn a_blue_green_task_keeps_every_port_on_the_governor() {
             {"match": [{"port": 9090}], "route": [port_dest("cart", "v1", 9090, 100)]},
         ])
     );
-    assert_eq!(v["spec"]["tcp"], json!([{"match": [{"port": 7000}], "route": [port_dest("cart", "v1", 7000, 100)]}]));
+    assert_eq!(
+        v["spec"]["tcp"],
+        json!([{"match": [{"port": 7000}], "route": [port_dest("cart", "v1", 7000, 100)]}])
+    );
 }
 
 #[test]
@@ -115,7 +168,20 @@ fn a_blue_green_task_can_start_with_the_new_version_taking_over() {
     let ns = Namespace::new("bluegreen");
     let n = ns.name.as_str();
     composed_app(n, "shop", "cart", &[("http-web", 8080)], 1, "example/cart:1");
-    grayscale(&["create", "bluegreen", "cart-bg", "-n", n, "--service", "cart", "--version", "v2", "--takeover", "new"]).ok();
+    grayscale(&[
+        "create",
+        "bluegreen",
+        "cart-bg",
+        "-n",
+        n,
+        "--service",
+        "cart",
+        "--version",
+        "v2",
+        "--takeover",
+        "new",
+    ])
+    .ok();
     let s = strategy(n, "cart-bg");
     assert_eq!(s["spec"]["governor"], "v2");
     assert_eq!(s["spec"]["template"]["spec"]["http"][0]["route"][1]["weight"], 100);
@@ -127,7 +193,20 @@ fn a_mirror_task_copies_live_traffic_to_the_new_version() {
     let ns = Namespace::new("mirror");
     bookinfo(&ns.name);
     let n = ns.name.as_str();
-    grayscale(&["create", "mirror", "reviews-shadow", "-n", n, "--service", "reviews", "--version", "v2", "--replicas", "1"]).ok();
+    grayscale(&[
+        "create",
+        "mirror",
+        "reviews-shadow",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+    ])
+    .ok();
     let s = strategy(n, "reviews-shadow");
     assert_eq!(s["spec"]["type"], "Mirror");
     assert_eq!(
@@ -149,8 +228,23 @@ fn a_canary_by_request_parameters_sends_matching_requests_to_the_new_version() {
     bookinfo(&ns.name);
     let n = ns.name.as_str();
     grayscale(&[
-        "create", "canary", "reviews-beta", "-n", n, "--service", "reviews", "--version", "v2",
-        "--header", "x-beta=1", "--cookie-regex", "^(.*?;)?(user=jason)(;.*)?$", "--uri-prefix", "/api", "--os", "android,ios",
+        "create",
+        "canary",
+        "reviews-beta",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--header",
+        "x-beta=1",
+        "--cookie-regex",
+        "^(.*?;)?(user=jason)(;.*)?$",
+        "--uri-prefix",
+        "/api",
+        "--os",
+        "android,ios",
     ])
     .ok();
     let s = strategy(n, "reviews-beta");
@@ -181,10 +275,26 @@ fn a_tcp_service_gets_tcp_template_routes_with_empty_matches() {
     let ns = Namespace::new("tcp");
     let n = ns.name.as_str();
     composed_app(n, "store", "db", &[("tcp-sql", 5432)], 1, "example/db:1");
-    grayscale(&["create", "canary", "db-canary", "-n", n, "--service", "db", "--version", "v2", "--weight", "30"]).ok();
+    grayscale(&[
+        "create",
+        "canary",
+        "db-canary",
+        "-n",
+        n,
+        "--service",
+        "db",
+        "--version",
+        "v2",
+        "--weight",
+        "30",
+    ])
+    .ok();
     let s = strategy(n, "db-canary");
     let d = |sub: &str, w: i64| json!({"destination": {"host": "db", "subset": sub}, "weight": w});
-    assert_eq!(s["spec"]["template"]["spec"]["tcp"], json!([{"match": [], "route": [d("v1", 70), d("v2", 30)]}]));
+    assert_eq!(
+        s["spec"]["template"]["spec"]["tcp"],
+        json!([{"match": [], "route": [d("v1", 70), d("v2", 30)]}])
+    );
     assert!(s["spec"]["template"]["spec"].get("http").is_none());
     assert_eq!(
         vs(n, "db")["spec"]["tcp"],
@@ -216,10 +326,26 @@ spec:
 "#;
     kubectl_stdin(&["apply", "-n", n, "-f", "-"], yaml).ok();
     wait_ready(n, "web-v1", std::time::Duration::from_secs(60));
-    grayscale(&["create", "canary", "web-canary", "-n", n, "--service", "web", "--version", "v2", "--image", "nginx:1.27"]).ok();
+    grayscale(&[
+        "create",
+        "canary",
+        "web-canary",
+        "-n",
+        n,
+        "--service",
+        "web",
+        "--version",
+        "v2",
+        "--image",
+        "nginx:1.27",
+    ])
+    .ok();
     let s = strategy(n, "web-canary");
     assert_eq!(s["metadata"]["labels"], json!({"app": "web"}));
-    assert_eq!(get(n, "deployment", "web-v2").unwrap()["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
+    assert_eq!(
+        get(n, "deployment", "web-v2").unwrap()["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
     let v = vs(n, "web");
     assert_eq!(v["spec"]["http"][0]["route"][1], port_dest("web", "v2", 80, 50));
 }
@@ -231,10 +357,33 @@ fn dry_runs_print_every_object_and_write_nothing() {
     let n = ns.name.as_str();
     for mode in ["--dry-run=client", "--dry-run=server"] {
         let audit = Audit::mark();
-        let r = grayscale(&["create", "canary", "rc", "-n", n, "--service", "reviews", "--version", "v2", mode, "-o", "json"]).ok();
-        let kinds: Vec<String> = r.json()["items"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap().to_string()).collect();
+        let r = grayscale(&[
+            "create",
+            "canary",
+            "rc",
+            "-n",
+            n,
+            "--service",
+            "reviews",
+            "--version",
+            "v2",
+            mode,
+            "-o",
+            "json",
+        ])
+        .ok();
+        let kinds: Vec<String> = r.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["kind"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(kinds, ["Strategy", "Deployment", "DestinationRule", "VirtualService"], "{mode}");
-        let writes: Vec<_> = audit.plugin_requests(n).into_iter().filter(|e| e.mutating() && !e.uri.contains("dryRun")).collect();
+        let writes: Vec<_> = audit
+            .plugin_requests(n)
+            .into_iter()
+            .filter(|e| e.mutating() && !e.uri.contains("dryRun"))
+            .collect();
         assert!(writes.is_empty(), "{mode} wrote {writes:?}");
     }
     assert!(get(n, "strategies.servicemesh.kubesphere.io", "rc").is_none());
@@ -247,9 +396,13 @@ fn no_wait_leaves_routing_on_the_old_version_until_sync() {
     let ns = Namespace::new("nowait");
     bookinfo(&ns.name);
     let n = ns.name.as_str();
-    grayscale(&["create", "canary", "rc", "-n", n, "--service", "reviews", "--version", "v2", "--no-wait"]).ok();
+    grayscale(&["create", "canary", "rc", "-n", n, "--service", "reviews", "--version", "v2", "--no-wait"])
+        .ok();
     let v = vs(n, "reviews");
-    assert_eq!(v["spec"]["http"], json!([{"match": [{"port": 9080}], "route": [port_dest("reviews", "v1", 9080, 100)]}]));
+    assert_eq!(
+        v["spec"]["http"],
+        json!([{"match": [{"port": 9080}], "route": [port_dest("reviews", "v1", 9080, 100)]}])
+    );
     assert_eq!(dr(n, "reviews")["spec"]["subsets"], json!([{"name": "v1", "labels": {"version": "v1"}}]));
     wait_ready(n, "reviews-v2", std::time::Duration::from_secs(60));
     grayscale(&["sync", "rc", "-n", n]).ok();
@@ -262,7 +415,20 @@ fn a_canary_create_on_a_one_port_service_makes_at_most_twelve_requests() {
     bookinfo(&ns.name);
     let n = ns.name.as_str();
     let audit = Audit::mark();
-    grayscale(&["create", "canary", "rc", "-n", n, "--service", "reviews", "--version", "v2", "--weight", "10"]).ok();
+    grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--weight",
+        "10",
+    ])
+    .ok();
     let reqs = audit.plugin_requests(n);
     eprintln!("canary create made {} API requests:", reqs.len());
     for r in &reqs {

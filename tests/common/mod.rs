@@ -27,12 +27,17 @@ pub struct Plane {
 pub fn plane() -> &'static Plane {
     static PLANE: OnceLock<Plane> = OnceLock::new();
     PLANE.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(repo().join("hack/local-cluster.sh"))
-            .arg("up")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run hack/local-cluster.sh");
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo().join("hack/local-cluster.sh")).arg("up").stdin(Stdio::null());
+        // The script runs cargo: variables cargo set for this test would make it rebuild
+        // dependencies whose build scripts watch them (ring watches CARGO_MANIFEST_DIR).
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+                cmd.env_remove(k);
+            }
+        }
+        let out = cmd.output().expect("run hack/local-cluster.sh");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

@@ -1,0 +1,181 @@
+//! `create` when the new version does not come up, when permissions are missing half-way, and
+//! when a failure persists: clear reasons, non-zero exits, and no traffic to a version with no
+//! ready pods.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn routes_to(ns: &str, subset: &str) -> bool {
+    let vs = get(ns, "virtualservice", "reviews").map(|v| v["spec"].to_string()).unwrap_or_default();
+    let dr = get(ns, "destinationrule", "reviews").map(|v| v["spec"].to_string()).unwrap_or_default();
+    vs.contains(&format!("\"subset\":\"{subset}\"")) || dr.contains(&format!("\"name\":\"{subset}\""))
+}
+
+fn create_with_image(ns: &str, image: &str, extra: &[&str]) -> Run {
+    let mut args =
+        vec!["create", "canary", "rc", "-n", ns, "--service", "reviews", "--version", "v2", "--image", image];
+    args.extend_from_slice(extra);
+    grayscale(&args)
+}
+
+#[test]
+fn a_missing_image_fails_create_with_the_pull_error_and_no_traffic_moves() {
+    let ns = Namespace::new("pullfail");
+    bookinfo(&ns.name);
+    let r = create_with_image(&ns.name, "example/nonexistent:2", &["--fail-after", "2s"]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("ImagePullBackOff") || r.stderr.contains("ErrImagePull"), "{}", r.stderr);
+    assert!(r.stderr.contains("no traffic was sent to v2"), "{}", r.stderr);
+    assert!(r.stderr.contains("kubectl grayscale offline rc --keep v1"), "{}", r.stderr);
+    assert!(get(&ns.name, "strategies.servicemesh.kubesphere.io", "rc").is_some(), "the task stays");
+    assert!(!routes_to(&ns.name, "v2"));
+    assert!(routes_to(&ns.name, "v1"));
+}
+
+#[test]
+fn a_crashing_image_fails_create_with_crash_loop_back_off() {
+    let ns = Namespace::new("crash");
+    bookinfo(&ns.name);
+    let r = create_with_image(&ns.name, "example/crashloop:2", &["--fail-after", "2s"]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("CrashLoopBackOff"), "{}", r.stderr);
+    assert!(!routes_to(&ns.name, "v2"));
+}
+
+#[test]
+fn an_image_that_never_gets_ready_times_out_and_no_traffic_moves() {
+    let ns = Namespace::new("neverready");
+    bookinfo(&ns.name);
+    let r = create_with_image(&ns.name, "example/never-ready:2", &["--timeout", "4s"]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("not ready after"), "{}", r.stderr);
+    assert!(r.stderr.contains("0/3 pods ready"), "{}", r.stderr);
+    assert!(!routes_to(&ns.name, "v2"));
+}
+
+#[test]
+fn an_unschedulable_pod_is_reported_as_such() {
+    let ns = Namespace::new("unsched");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    let file = "newVersion:\n  version: v2\n";
+    let path = std::env::temp_dir().join(format!("unsched-{}.yaml", std::process::id()));
+    std::fs::write(&path, file).unwrap();
+    // A node selector nothing matches: the simulated node has no gpu label.
+    kubectl(&[
+        "patch",
+        "deployment",
+        "reviews-v1",
+        "-n",
+        n,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"nodeSelector":{"gpu":"yes"}}}}}"#,
+    ])
+    .ok();
+    let r = grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "-f",
+        path.to_str().unwrap(),
+        "--fail-after",
+        "2s",
+        "--timeout",
+        "20s",
+    ]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("Unschedulable"), "{}", r.stderr);
+}
+
+const ROLE: &str = r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: almost}
+rules:
+- {apiGroups: [""], resources: [services, pods], verbs: [get, list, watch]}
+- {apiGroups: [apps], resources: [deployments], verbs: [get, list, watch, create, delete]}
+- {apiGroups: [servicemesh.kubesphere.io], resources: [strategies], verbs: [get, list]}
+- {apiGroups: [app.k8s.io], resources: [applications], verbs: [get]}
+- {apiGroups: [networking.istio.io], resources: [virtualservices, destinationrules], verbs: [get, list, patch, create]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: almost}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: almost}
+subjects: [{kind: User, name: restricted-user, apiGroup: rbac.authorization.k8s.io}]
+"#;
+
+#[test]
+fn a_failure_after_the_deployment_was_created_undoes_it_and_says_so() {
+    let ns = Namespace::new("undo");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    kubectl_stdin(&["apply", "-n", n, "-f", "-"], ROLE).ok();
+    let r = grayscale(&[
+        "--context",
+        "restricted",
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+    ]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    assert!(r.stderr.contains("was deleted again"), "{}", r.stderr);
+    assert!(r.stderr.contains("run the same command again"), "{}", r.stderr);
+    // Deleted with background propagation: the object may linger until its finalizer-free delete lands.
+    let start = std::time::Instant::now();
+    while get(n, "deployment", "reviews-v2").is_some_and(|d| d["metadata"]["deletionTimestamp"].is_null()) {
+        assert!(start.elapsed().as_secs() < 10, "reviews-v2 was not deleted");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(get(n, "strategies.servicemesh.kubesphere.io", "rc").is_none());
+}
+
+#[test]
+fn a_user_without_permissions_gets_a_forbidden_error_naming_the_permission() {
+    let ns = Namespace::new("forbidden");
+    bookinfo(&ns.name);
+    let r = grayscale(&[
+        "--context",
+        "restricted",
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        &ns.name,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+    ]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    assert!(r.stderr.contains("kubectl auth can-i"), "{}", r.stderr);
+    assert!(get(&ns.name, "deployment", "reviews-v2").is_none());
+}
+
+#[test]
+fn init_is_idempotent_and_names_the_missing_permission() {
+    grayscale(&["init"]).ok();
+    let r = grayscale(&["init"]).ok();
+    assert!(r.stderr.contains("already installed"), "{}", r.stderr);
+    let crd = kubectl(&["get", "crd", "strategies.servicemesh.kubesphere.io", "-o", "json"]).ok().json();
+    assert_eq!(crd["spec"]["versions"][0]["name"], json!("v1alpha2"));
+    let dry = grayscale(&["init", "--dry-run"]).ok();
+    assert!(dry.stdout.contains("name: strategies.servicemesh.kubesphere.io"));
+    let r = grayscale(&["--context", "restricted", "init"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("CustomResourceDefinition"), "{}", r.stderr);
+}
