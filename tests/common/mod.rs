@@ -308,3 +308,27 @@ fn read_events(path: &Path, offset: u64) -> Vec<AuditEvent> {
         })
         .collect()
 }
+
+/// Emulates the console: writes a fixture Strategy from `tests/fixtures/` and the new
+/// Deployment `<svc>-v2` derived from `<svc>-v1` (version label changed), then waits for it.
+pub fn console_task(ns: &str, fixture: &str, svc: &str) {
+    let file = repo().join("tests/fixtures").join(fixture);
+    kubectl(&["apply", "-n", ns, "-f", file.to_str().unwrap()]).ok();
+    let mut d = get(ns, "deployment", &format!("{svc}-v1")).expect("old deployment");
+    let meta = d["metadata"].clone();
+    d["metadata"] = serde_json::json!({
+        "name": format!("{svc}-v2"),
+        "labels": meta["labels"],
+        "annotations": meta["annotations"],
+    });
+    d["metadata"]["labels"]["version"] = "v2".into();
+    d["spec"]["selector"]["matchLabels"]["version"] = "v2".into();
+    d["spec"]["template"]["metadata"]["labels"]["version"] = "v2".into();
+    d.as_object_mut().unwrap().remove("status");
+    if let Some(a) = d["metadata"]["annotations"].as_object_mut() {
+        a.remove("deployment.kubernetes.io/revision");
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    kubectl_stdin(&["create", "-n", ns, "-f", "-"], &d.to_string()).ok();
+    wait_ready(ns, &format!("{svc}-v2"), Duration::from_secs(60));
+}
