@@ -15,6 +15,8 @@ CACHE=${GRAYSCALE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-grayscale}
 STATE=${GRAYSCALE_STATE:-$CACHE/plane}
 BIN=$CACHE/bin
 K8S_VERSION=1.20.2
+# Changes whenever the build recipe does, so cached binaries from an older recipe are rebuilt.
+BUILD_STAMP="kubernetes-$K8S_VERSION reflect2-1.0.2 json-iterator-1.1.12 openapi-empty-string"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '[local-cluster] %s\n' "$*" >&2; }
@@ -33,8 +35,8 @@ apt_install() {
 }
 
 install_deps() {
-  apt_install etcd-server golang-go rsync golang-github-modern-go-reflect2-dev dpkg-dev openssl \
-    ca-certificates curl
+  apt_install etcd-server golang-go rsync golang-github-modern-go-reflect2-dev \
+    golang-github-json-iterator-go-dev dpkg-dev openssl ca-certificates curl
   if ! command -v kubectl >/dev/null 2>&1; then apt_install kubernetes-client; fi
 }
 
@@ -52,8 +54,17 @@ ensure_deb_src() {
   as_root apt-get update -qq
 }
 
+# Replaces a vendored Go package's sources with Debian's packaged copy.
+vendor_from_debian() {
+  local dst=$CACHE/src/tree/vendor/$1 src=/usr/share/gocode/src/$1
+  [ -d "$src" ] || die "Debian's copy of $1 is missing at $src"
+  find "$dst" -maxdepth 1 \( -name '*.go' -o -name '*.s' \) -delete
+  find "$src" -maxdepth 1 \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' -exec cp {} "$dst/" \;
+}
+
 build_k8s() {
-  if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; then return 0; fi
+  if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] \
+     && [ "$(cat "$BIN/.stamp" 2>/dev/null)" = "$BUILD_STAMP" ]; then return 0; fi
   ensure_deb_src
   local src=$CACHE/src
   mkdir -p "$src" "$BIN"
@@ -68,12 +79,16 @@ build_k8s() {
     mv "$src/tree.tmp" "$src/tree"
   fi
   local tree=$src/tree
-  # Vendored reflect2 1.0.1 crashes under Go >= 1.18 on the first custom-resource write.
-  local r2=$tree/vendor/github.com/modern-go/reflect2
-  local deb_r2=/usr/share/gocode/src/github.com/modern-go/reflect2
-  [ -d "$deb_r2" ] || die "Debian's reflect2 is missing at $deb_r2"
-  find "$r2" -maxdepth 1 \( -name '*.go' -o -name '*.s' \) -delete
-  find "$deb_r2" -maxdepth 1 \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' -exec cp {} "$r2/" \;
+  # Vendored reflect2 1.0.1 makes kube-apiserver crash under Go >= 1.18 on the first
+  # custom-resource write: use Debian's 1.0.2, and json-iterator 1.1.12, its matching release.
+  vendor_from_debian github.com/modern-go/reflect2
+  vendor_from_debian github.com/json-iterator/go
+  # The OpenAPI type check takes a value for null when reflect.DeepEqual says two
+  # reflect.Values match; under Go 1.19 that holds for "", so every empty string in a custom
+  # resource was rejected ("Invalid value: \"null\""), e.g. a Strategy's `governor: ""`.
+  sed -i 's/if data == nil || reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data)) {/if data == nil {/' \
+    "$tree/vendor/k8s.io/kube-openapi/pkg/validation/validate/type.go" \
+    "$tree/vendor/github.com/go-openapi/validate/type.go"
   mkdir -p "$tree/.go/src/k8s.io"
   ln -sfn "$tree" "$tree/.go/src/k8s.io/kubernetes"
   log "building kube-apiserver and kube-controller-manager $K8S_VERSION (a few minutes, once)"
@@ -85,6 +100,7 @@ build_k8s() {
   local out=$tree/_output/local/bin/linux/$(go env GOARCH)
   [ -d "$out" ] || out=$(dirname "$(find "$tree/_output" -name kube-apiserver -type f | head -n1)")
   cp "$out/kube-apiserver" "$out/kube-controller-manager" "$BIN/"
+  echo "$BUILD_STAMP" >"$BIN/.stamp"
   log "binaries cached in $BIN"
 }
 
@@ -217,7 +233,7 @@ start() {
 # Only processes of this plane: a pid left from an earlier boot may belong to something else.
 ours() {
   local cmd
-  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  cmd=$({ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null) || return 1
   case "$cmd" in *etcd*|*kube-apiserver*|*kube-controller-manager*|*sim-kubelet*) return 0 ;; esac
   return 1
 }

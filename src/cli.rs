@@ -83,6 +83,25 @@ pub enum Command {
     /// Show one task: versions, replicas, pods and traffic.
     #[command(visible_alias = "get")]
     Status(commands::status::StatusArgs),
+    /// Shift a canary's traffic: absolute, relative, or gradually with a health gate.
+    Shift(commands::shift::ShiftArgs),
+    /// Route a canary by request parameters (header, cookie, URI, client OS), or back to a ratio.
+    Match(commands::matching::MatchArgs),
+    /// Send every port to one version at once (the incident lever), or --restore.
+    Takeover(commands::takeover::TakeoverArgs),
+    /// Mirror live traffic to the new version, or stop.
+    Mirror(commands::mirror::MirrorArgs),
+    /// Pause a task: routing goes back to the Service's default.
+    Pause(commands::pause::PauseArgs),
+    /// Resume a paused task.
+    Resume(commands::pause::PauseArgs),
+    /// End a task keeping one version.
+    #[command(visible_alias = "delete")]
+    Offline(commands::offline::OfflineArgs),
+    /// Show the task's journal of routing changes.
+    History(commands::history::HistoryArgs),
+    /// Revert the task's last journaled change.
+    Undo(commands::history::UndoArgs),
     /// Re-derive a task's DestinationRule and VirtualService (client routing mode).
     Sync(commands::sync::SyncArgs),
 }

@@ -60,7 +60,7 @@ pub enum Error {
     #[error("{target}: conflict: {message}")]
     Conflict { target: Target, message: String, hint: Option<String> },
 
-    #[error("{target}: {source}")]
+    #[error("{target}: {}", api_message(.source))]
     Api { target: Target, source: Box<kube::Error> },
 
     #[error("cannot load the Kubernetes configuration: {0}")]
@@ -72,11 +72,22 @@ pub enum Error {
     #[error("{message}")]
     Partial { message: String, hint: String },
 
+    #[error("health gate: {message}")]
+    HealthGate { message: String, hint: String },
+
     #[error("interrupted: {message}")]
     Interrupted { message: String, hint: String },
 
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The server's own words for an API error, without the client's debug dump.
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => format!("{} ({} {})", s.message, s.code, s.reason),
+        other => other.to_string(),
+    }
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -99,6 +110,7 @@ pub mod exit {
     pub const ROLLOUT: i32 = 6;
     pub const PARTIAL: i32 = 7;
     pub const CONFIG: i32 = 8;
+    pub const HEALTH_GATE: i32 = 9;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -116,6 +128,7 @@ impl Error {
             Error::Rollout { .. } => exit::ROLLOUT,
             Error::Partial { .. } => exit::PARTIAL,
             Error::Config(_) => exit::CONFIG,
+            Error::HealthGate { .. } => exit::HEALTH_GATE,
             Error::Interrupted { .. } => exit::INTERRUPTED,
             Error::Api { .. } | Error::Io(_) => exit::FAILURE,
         }
@@ -127,6 +140,7 @@ impl Error {
             Error::Ineligible { hint, .. }
             | Error::Rollout { hint, .. }
             | Error::Partial { hint, .. }
+            | Error::HealthGate { hint, .. }
             | Error::Interrupted { hint, .. } => Some(hint.clone()),
             Error::NotFound { hint, .. } | Error::Conflict { hint, .. } => hint.clone(),
             Error::Forbidden { target, .. } => Some(format!(

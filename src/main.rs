@@ -11,6 +11,7 @@ fn machine_output(cmd: &Command) -> bool {
         Command::Status(a) => a.output.is_machine(),
         Command::Create(a) => a.output.is_some(),
         Command::Version(a) => a.output != Format::Table,
+        Command::History(a) => a.output.is_machine(),
         _ => false,
     }
 }
@@ -28,6 +29,15 @@ fn main() {
             Command::List(a) => commands::list::run(&ctx, a).await,
             Command::Status(a) => commands::status::run(&ctx, a).await,
             Command::Sync(a) => commands::sync::run(&ctx, a).await,
+            Command::Shift(a) => commands::shift::run(&ctx, a).await,
+            Command::Match(a) => commands::matching::run(&ctx, a).await,
+            Command::Takeover(a) => commands::takeover::run(&ctx, a).await,
+            Command::Mirror(a) => commands::mirror::run(&ctx, a).await,
+            Command::Pause(a) => commands::pause::pause(&ctx, a).await,
+            Command::Resume(a) => commands::pause::resume(&ctx, a).await,
+            Command::Offline(a) => commands::offline::run(&ctx, a).await,
+            Command::History(a) => commands::history::history(&ctx, a).await,
+            Command::Undo(a) => commands::history::undo(&ctx, a).await,
         }
     });
     if let Err(e) = result {

@@ -131,3 +131,13 @@ fn misspelt_fields_in_istio_objects_are_pruned_by_the_schema() {
     assert!(got["spec"]["http"][0]["route"][0]["destination"].get("subsett").is_none());
     assert_eq!(got["spec"]["http"][0]["route"][0]["destination"]["host"], "x");
 }
+
+#[test]
+fn empty_strings_in_custom_resources_are_kept() {
+    // The console writes `governor: ""`; the plane's build patches kube-openapi for it.
+    let ns = Namespace::new("plane");
+    let s = r#"{"apiVersion":"servicemesh.kubesphere.io/v1alpha2","kind":"Strategy","metadata":{"name":"x"},
+      "spec":{"type":"Canary","principal":"v1","governor":""}}"#;
+    kubectl_stdin(&["apply", "-n", &ns.name, "-f", "-"], s).ok();
+    assert_eq!(get(&ns.name, "strategies.servicemesh.kubesphere.io", "x").unwrap()["spec"]["governor"], "");
+}

@@ -3,7 +3,7 @@
 
 mod watch;
 
-pub use watch::{PodChange, PodWatch, pod_events};
+pub use watch::{PodChange, PodWatch, pod_events, pod_events_from};
 
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ pub struct Kube {
     pub client: Client,
     /// `-n`, else the context's namespace, else `default`.
     pub namespace: String,
+    /// The kubeconfig user, for the task journal ("who, as far as the client knows").
+    pub user: String,
 }
 
 /// Server-side dry run or a real write.
@@ -53,15 +55,18 @@ impl Kube {
             cluster: o.cluster.clone(),
             user: o.user.clone(),
         };
-        let mut config = match &o.kubeconfig {
-            Some(path) => {
-                let kc = kube::config::Kubeconfig::read_from(path)
-                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-                Config::from_custom_kubeconfig(kc, &opts).await
-            }
-            None => Config::from_kubeconfig(&opts).await,
-        }
-        .map_err(|e| Error::Config(e.to_string()))?;
+        let kc = match &o.kubeconfig {
+            Some(path) => kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+            None => kube::config::Kubeconfig::read().map_err(|e| Error::Config(e.to_string()))?,
+        };
+        let user = o
+            .user
+            .clone()
+            .or_else(|| context_user(&kc, o.context.as_deref()))
+            .unwrap_or_else(|| "unknown".into());
+        let mut config =
+            Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| Error::Config(e.to_string()))?;
         if let Some(t) = o.request_timeout {
             config.connect_timeout = Some(t);
             config.read_timeout = Some(t);
@@ -72,7 +77,22 @@ impl Kube {
         ));
         let namespace = o.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
         let client = Client::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Kube { client, namespace })
+        Ok(Kube { client, namespace, user })
+    }
+
+    /// A JSON merge patch; a `metadata.resourceVersion` in it makes the write conditional.
+    pub async fn merge_patch<K>(&self, ns: &str, name: &str, patch: &serde_json::Value) -> Result<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+        self.api::<K>(ns)
+            .patch(name, &pp, &Patch::Merge(patch))
+            .await
+            .map_err(|e| classify(target::<K>("update", Some(ns), Some(name)), e))
     }
 
     fn api<K>(&self, ns: &str) -> Api<K>
@@ -121,6 +141,23 @@ impl Kube {
             }
         }
         Ok(out)
+    }
+
+    /// One page-by-page list, with the resourceVersion to watch from.
+    pub async fn list_with_version<K>(&self, ns: &str, selector: &str) -> Result<(Vec<K>, String)>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let lp = ListParams::default().labels(selector);
+        let list = self
+            .api::<K>(ns)
+            .list(&lp)
+            .await
+            .map_err(|e| classify(target::<K>("list", Some(ns), None), e))?;
+        Ok((list.items, list.metadata.resource_version.unwrap_or_default()))
     }
 
     pub async fn create<K>(&self, ns: &str, obj: &K, write: Write) -> Result<K>
@@ -225,6 +262,11 @@ impl Kube {
         }
         api.patch(&name, &pp, &Patch::Apply(crd)).await.map_err(|e| classify(crd_target("create", &name), e))
     }
+}
+
+fn context_user(kc: &kube::config::Kubeconfig, context: Option<&str>) -> Option<String> {
+    let name = context.map(str::to_string).or_else(|| kc.current_context.clone())?;
+    kc.contexts.iter().find(|c| c.name == name)?.context.as_ref()?.user.clone()
 }
 
 fn crd_target(action: &'static str, name: &str) -> Target {

@@ -26,11 +26,16 @@ pub struct PodWatch {
 }
 
 pub fn pod_events(kube: &Kube, ns: &str, selector: &str) -> PodWatch {
+    pod_events_from(kube, ns, selector, "0")
+}
+
+/// Changes after `resource_version` (of a list the caller already has).
+pub fn pod_events_from(kube: &Kube, ns: &str, selector: &str, resource_version: &str) -> PodWatch {
     PodWatch {
         api: Api::namespaced(kube.client.clone(), ns),
         params: WatchParams::default().labels(selector).timeout(290),
         ns: ns.to_string(),
-        resource_version: "0".into(),
+        resource_version: resource_version.to_string(),
         stream: None,
     }
 }

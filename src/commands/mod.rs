@@ -1,11 +1,21 @@
 //! One module per verb, each with its `Args` and one `run`.
 
+pub mod change;
 pub mod create;
+pub mod history;
 pub mod init;
 pub mod list;
+pub mod matching;
+pub mod mirror;
+pub mod offline;
+pub mod pause;
+pub mod schedule_ui;
+pub mod shift;
 pub mod status;
 pub mod sync;
+pub mod takeover;
 pub mod version;
+pub mod watch;
 
 use crate::cli::GlobalArgs;
 use crate::cluster::Kube;

@@ -21,11 +21,17 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// Keep watching: redraw on every change (a terminal) or print one line per change.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 pub async fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
+    if args.watch {
+        return super::watch::run(&kube, &ns, &args.name, ctx.ui.color).await;
+    }
     let s = ops::get_task(&kube, &ns, &args.name).await?;
     let app = ops::app_label(&s);
     let selector = ops::selector_of(&s);

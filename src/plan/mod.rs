@@ -2,6 +2,9 @@
 //! objects to write out. No client, no clock, no I/O.
 
 pub mod eligibility;
+pub mod journal;
 pub mod new_version;
+pub mod operate;
 pub mod routing;
+pub mod schedule;
 pub mod task;

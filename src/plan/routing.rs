@@ -304,8 +304,9 @@ pub fn split_by_port(vs: &VirtualServiceSpec) -> Vec<PortSplit> {
             .find_map(|m| m.port)
             .or(h.route.first().and_then(|r| r.destination.port.as_ref().map(|p| p.number)));
         // Request-matched routes are conditional; the split shown is the unconditional one.
+        // A route with no port applies to every port: shown as port 0.
         let conditional = h.matches.iter().any(|m| m.uri.is_some() || !m.headers.is_empty());
-        if let (Some(p), false) = (port, conditional) {
+        if let (Some(p), false) = (port.or(Some(0)), conditional) {
             add(p, weights(&h.route), h.mirror.as_ref().and_then(|m| m.subset.clone()));
         }
     }
@@ -315,9 +316,7 @@ pub fn split_by_port(vs: &VirtualServiceSpec) -> Vec<PortSplit> {
             .iter()
             .find_map(|m| m.port)
             .or(t.route.first().and_then(|r| r.destination.port.as_ref().map(|p| p.number)));
-        if let Some(p) = port {
-            add(p, weights(&t.route), None);
-        }
+        add(port.unwrap_or(0), weights(&t.route), None);
     }
     out
 }

@@ -152,7 +152,7 @@ fn header_name_ok(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn match_rule(p: &mut Problems, f: &CreateFlags, file: Option<&MatchSettings>) -> Option<MatchRule> {
+pub fn match_rule(p: &mut Problems, f: &CreateFlags, file: Option<&MatchSettings>) -> Option<MatchRule> {
     let mut rule = MatchRule::default();
     let mut settings = file.cloned().unwrap_or_default();
     for (flag, list, regex) in [("--header", &f.headers, false), ("--header-regex", &f.header_regex, true)] {

@@ -193,7 +193,8 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
             let w: Vec<(String, i32)> = p.weights.iter().map(|w| (w.version.clone(), w.weight)).collect();
             let label = w.iter().map(|(v, w)| format!("{v} {w}%")).collect::<Vec<_>>().join("  ");
             let mirror = p.mirror.as_ref().map(|m| format!("  mirror -> {m}")).unwrap_or_default();
-            out.push_str(&format!("  port {:<5} {}  {label}{mirror}\n", p.port, split_bar(&w, 30, color)));
+            let port = if p.port == 0 { "*".to_string() } else { p.port.to_string() };
+            out.push_str(&format!("  port {port:<5} {}  {label}{mirror}\n", split_bar(&w, 30, color)));
         }
     }
     if !v.pods.is_empty() {

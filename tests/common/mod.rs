@@ -251,6 +251,8 @@ pub fn wait_ready(ns: &str, deploy: &str, timeout: Duration) {
 pub struct Audit {
     path: PathBuf,
     offset: u64,
+    /// Requests received before the mark (a watch closing late, say) are not counted.
+    since: k8s_openapi::jiff::Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -260,6 +262,7 @@ pub struct AuditEvent {
     pub namespace: String,
     pub user_agent: String,
     pub code: i64,
+    pub received: k8s_openapi::jiff::Timestamp,
 }
 
 impl AuditEvent {
@@ -273,7 +276,7 @@ impl Audit {
     pub fn mark() -> Self {
         let path = plane().state.join("audit.log");
         let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        Audit { path, offset }
+        Audit { path, offset, since: k8s_openapi::jiff::Timestamp::now() }
     }
 
     /// Completed requests by the plugin (user agent kubectl-grayscale/...) in `ns`, or
@@ -282,6 +285,7 @@ impl Audit {
         std::thread::sleep(Duration::from_millis(300));
         read_events(&self.path, self.offset)
             .into_iter()
+            .filter(|e| e.received >= self.since)
             .filter(|e| e.user_agent.starts_with("kubectl-grayscale/"))
             .filter(|e| ns.is_empty() || e.namespace == ns)
             .collect()
@@ -305,6 +309,7 @@ fn read_events(path: &Path, offset: u64) -> Vec<AuditEvent> {
             namespace: e["objectRef"]["namespace"].as_str().unwrap_or_default().into(),
             user_agent: e["userAgent"].as_str().unwrap_or_default().into(),
             code: e["responseStatus"]["code"].as_i64().unwrap_or(0),
+            received: e["requestReceivedTimestamp"].as_str().and_then(|t| t.parse().ok()).unwrap_or_default(),
         })
         .collect()
 }

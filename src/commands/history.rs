@@ -1,0 +1,81 @@
+use clap::Args;
+
+use super::Context;
+use super::change::summary;
+use crate::error::{Error, Result};
+use crate::ops::{self, Journal, RoutingChoice};
+use crate::output::{Cell, Format, print, render_table, to_json, to_yaml};
+use crate::plan::journal;
+use crate::plan::operate::{Change, with_state};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Every routing change made with this plugin is journaled on the task (the last 20).
+
+Examples:
+  kubectl grayscale history reviews-canary
+  kubectl grayscale history reviews-canary -o json")]
+pub struct HistoryArgs {
+    /// The task's name.
+    pub name: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+pub async fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
+    let kube = ctx.kube().await?;
+    let s = ops::get_task(&kube, &kube.namespace, &args.name).await?;
+    let entries = journal::read(&s);
+    match args.output {
+        Format::Json => print(&to_json(&entries)),
+        Format::Yaml => print(&to_yaml(&entries)),
+        _ if entries.is_empty() => ctx.ui.info(&format!("task {} has no journaled changes", args.name)),
+        _ => {
+            let rows: Vec<Vec<Cell>> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    vec![
+                        (i + 1).to_string().into(),
+                        e.at.clone().into(),
+                        e.by.clone().into(),
+                        e.action.clone().into(),
+                        summary(&with_state(&s, &e.from)).into(),
+                        summary(&with_state(&s, &e.to)).into(),
+                    ]
+                })
+                .collect();
+            print(&render_table(&["#", "WHEN", "WHO", "ACTION", "FROM", "TO"], &rows, ctx.ui.color));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Reverts the last journaled change and removes it from the journal, so a second undo \
+reverts the change before it.
+
+Examples:
+  kubectl grayscale undo reviews-canary"
+)]
+pub struct UndoArgs {
+    /// The task's name.
+    pub name: String,
+    /// Who writes the routing objects (see the README).
+    #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
+    pub routing: RoutingChoice,
+}
+
+pub async fn undo(ctx: &Context, args: UndoArgs) -> Result<()> {
+    let name = args.name.clone();
+    super::change::change_and_route(ctx, &args.name, Journal::Pop, args.routing, move |s| {
+        let last = journal::read(s).pop().ok_or_else(|| Error::Ineligible {
+            what: format!("task {name} has no journaled change to undo"),
+            hint: format!("see its changes with: kubectl grayscale history {name}"),
+        })?;
+        Ok(Change::RestoreState(Box::new(last.from)))
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,87 @@
+use clap::Args;
+
+use super::Context;
+use crate::error::{Error, Result};
+use crate::ops::{Journal, RoutingChoice};
+use crate::plan::operate::Change;
+use crate::task::request::{CreateFlags, match_rule};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  # Requests with the header x-beta: 1 from Android or iOS clients go to the new version
+  kubectl grayscale match reviews-canary --header x-beta=1 --os android,ios
+
+  # Users whose cookie carries user=jason
+  kubectl grayscale match reviews-canary --cookie-regex '^(.*?;)?(user=jason)(;.*)?$'
+
+  # Back to routing by ratio: 10% to the new version
+  kubectl grayscale match reviews-canary --ratio 10")]
+pub struct MatchArgs {
+    /// The task's name.
+    pub name: String,
+    /// Header NAME=VALUE must match exactly. Repeatable.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// Header NAME must match the regular expression RE. Repeatable.
+    #[arg(long = "header-regex", value_name = "NAME=RE")]
+    pub header_regex: Vec<String>,
+    /// The whole Cookie header equals this text.
+    #[arg(long)]
+    pub cookie: Option<String>,
+    /// The whole Cookie header matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub cookie_regex: Option<String>,
+    /// The URI starts with this prefix.
+    #[arg(long, value_name = "PREFIX")]
+    pub uri_prefix: Option<String>,
+    /// The URI matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub uri_regex: Option<String>,
+    /// Client operating systems, comma-separated: windows,linux,macos,android,ios.
+    #[arg(long, value_name = "LIST")]
+    pub os: Option<String>,
+    /// Route by ratio again, the new version getting W percent.
+    #[arg(long, value_name = "W", conflicts_with_all = ["headers", "header_regex", "cookie", "cookie_regex", "uri_prefix", "uri_regex", "os"])]
+    pub ratio: Option<i64>,
+    /// Who writes the routing objects (see the README).
+    #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
+    pub routing: RoutingChoice,
+}
+
+pub async fn run(ctx: &Context, args: MatchArgs) -> Result<()> {
+    let change = match args.ratio {
+        Some(w) if (0..=100).contains(&w) => Change::Ratio(w as u8),
+        Some(w) => return Err(Error::invalid("--ratio", format!("{w} must be between 0 and 100"))),
+        None => {
+            let flags = CreateFlags {
+                headers: args.headers.clone(),
+                header_regex: args.header_regex.clone(),
+                cookie: args.cookie.clone(),
+                cookie_regex: args.cookie_regex.clone(),
+                uri_prefix: args.uri_prefix.clone(),
+                uri_regex: args.uri_regex.clone(),
+                os: args.os.clone(),
+                ..CreateFlags::default()
+            };
+            let mut problems = Vec::new();
+            let rule = match_rule(&mut problems, &flags, None);
+            if !problems.is_empty() {
+                return Err(Error::Invalid(problems));
+            }
+            match rule {
+                Some(rule) => Change::Match(rule),
+                None => {
+                    return Err(Error::invalid(
+                        "match",
+                        "give at least one condition (--header, --cookie, --uri-prefix, --os...) or --ratio W",
+                    ));
+                }
+            }
+        }
+    };
+    super::change::change_and_route(ctx, &args.name, Journal::Push("match"), args.routing, move |_| {
+        Ok(change.clone())
+    })
+    .await?;
+    Ok(())
+}

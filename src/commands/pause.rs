@@ -1,0 +1,39 @@
+use clap::Args;
+
+use super::Context;
+use crate::error::Result;
+use crate::ops::{Journal, RoutingChoice};
+use crate::plan::operate::Change;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "While paused (strategy policy Paused) the Service's routing goes back to its default: \
+every port to the first ready version, as KubeSphere does.
+
+Examples:
+  kubectl grayscale pause reviews-canary
+  kubectl grayscale resume reviews-canary"
+)]
+pub struct PauseArgs {
+    /// The task's name.
+    pub name: String,
+    /// Who writes the routing objects (see the README).
+    #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
+    pub routing: RoutingChoice,
+}
+
+pub async fn pause(ctx: &Context, args: PauseArgs) -> Result<()> {
+    super::change::change_and_route(ctx, &args.name, Journal::Push("pause"), args.routing, |_| {
+        Ok(Change::Pause)
+    })
+    .await?;
+    Ok(())
+}
+
+pub async fn resume(ctx: &Context, args: PauseArgs) -> Result<()> {
+    super::change::change_and_route(ctx, &args.name, Journal::Push("resume"), args.routing, |_| {
+        Ok(Change::Resume)
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,80 @@
+use clap::Args;
+
+use super::Context;
+use super::change::summary;
+use crate::error::{Error, Result};
+use crate::ops::{self, Journal, RoutingChoice};
+use crate::output::print;
+use crate::plan::operate::Change;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Takes effect at once, with no prompt and at most three API requests: read the task, \
+write its governor, write the VirtualService (client routing).
+
+Examples:
+  # Incident: send every port of the service back to the old version
+  kubectl grayscale takeover reviews-canary --version v1
+
+  # Give the new version all traffic
+  kubectl grayscale takeover reviews-canary --version v2
+
+  # Clear the take-over: the task's own routes apply again
+  kubectl grayscale takeover reviews-canary --restore"
+)]
+pub struct TakeoverArgs {
+    /// The task's name.
+    pub name: String,
+    /// The version that takes all traffic.
+    #[arg(
+        long = "version",
+        value_name = "VERSION",
+        required_unless_present = "restore",
+        conflicts_with = "restore"
+    )]
+    pub version: Option<String>,
+    /// Clear the governor.
+    #[arg(long)]
+    pub restore: bool,
+    /// Who writes the routing objects (see the README).
+    #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
+    pub routing: RoutingChoice,
+}
+
+pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
+    if args.restore {
+        super::change::change_and_route(ctx, &args.name, Journal::Push("restore"), args.routing, |_| {
+            Ok(Change::Restore)
+        })
+        .await?;
+        return Ok(());
+    }
+    let version = args.version.clone().unwrap_or_default();
+    let kube = ctx.kube().await?;
+    let ns = kube.namespace.clone();
+    let v = version.clone();
+    let updated = ops::update_task(&kube, &ns, &args.name, Journal::Push("takeover"), move |_| {
+        Ok(Change::Takeover(v.clone()))
+    })
+    .await?;
+    let routed =
+        ops::governor_routing(&kube, &ns, &updated.after, &version, args.routing).await.map_err(|e| {
+            Error::Partial {
+                message: format!(
+                    "task {} now has governor {version} but its VirtualService could not be written: {e}",
+                    args.name
+                ),
+                hint: format!("write the routing with: kubectl grayscale sync {} -n {ns}", args.name),
+            }
+        })?;
+    print(&format!("task {}: {} -> {}\n", args.name, summary(&updated.before), summary(&updated.after)));
+    if routed {
+        ctx.ui.info(&format!(
+            "every port of {} now goes to {version}",
+            updated.after.service().unwrap_or_default()
+        ));
+    } else {
+        ctx.ui.info("KubeSphere's controllers apply the routing");
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! `status --watch`: the task redrawn on every watch event (a terminal), or one line per change
+//! (a pipe, a log).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+
+use crate::cluster::Kube;
+use crate::error::{Error, Result};
+use crate::model::istio::VirtualService;
+use crate::model::strategy::Strategy;
+use crate::ops;
+use crate::output::{Format, print};
+use crate::view::pods::pod_view;
+use crate::view::render;
+use crate::view::task::{TaskView, task_view, traffic_summary};
+
+enum Change {
+    Task(Box<Event<Strategy>>),
+    Deployment(Box<Event<Deployment>>),
+    Pod(Box<Event<Pod>>),
+    Routing(Box<Event<VirtualService>>),
+}
+
+/// The lines that describe a view; a change prints the lines that are new.
+pub fn lines(v: &TaskView) -> Vec<String> {
+    let mut out = vec![format!(
+        "task {} traffic {} governor {} policy {}",
+        v.name,
+        traffic_summary(&v.routing),
+        v.governor.as_deref().unwrap_or("-"),
+        v.policy
+    )];
+    for x in &v.versions {
+        out.push(format!("version {} {} ready {}/{}", x.version, x.workload, x.ready, x.replicas));
+    }
+    for p in &v.live_routing {
+        let w: Vec<String> = p.weights.iter().map(|w| format!("{} {}%", w.version, w.weight)).collect();
+        out.push(format!(
+            "routing port {} {}",
+            if p.port == 0 { "*".into() } else { p.port.to_string() },
+            w.join(" ")
+        ));
+    }
+    for p in &v.pods {
+        let mut l = format!("pod {} {} {}", p.version, p.name, p.state);
+        if p.restarts > 0 {
+            l.push_str(&format!(" restarts {}", p.restarts));
+        }
+        out.push(l);
+    }
+    out
+}
+
+pub fn changes(prev: &[String], next: &[String]) -> Vec<String> {
+    next.iter().filter(|l| !prev.contains(l)).cloned().collect()
+}
+
+fn stream<K>(api: Api<K>, cfg: watcher::Config) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, cfg).default_backoff()
+}
+
+fn upsert<K: Resource<DynamicType = ()> + Clone>(store: &mut BTreeMap<String, K>, ev: Event<K>) {
+    match ev {
+        Event::Apply(o) | Event::InitApply(o) => {
+            store.insert(o.meta().name.clone().unwrap_or_default(), o);
+        }
+        Event::Delete(o) => {
+            store.remove(o.meta().name.as_deref().unwrap_or_default());
+        }
+        Event::Init | Event::InitDone => {}
+    }
+}
+
+pub async fn run(kube: &Kube, ns: &str, name: &str, color: bool) -> Result<()> {
+    let s = ops::get_task(kube, ns, name).await?;
+    let app = ops::app_label(&s);
+    let selector = ops::selector_of(&s);
+    let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
+    let client = kube.client.clone();
+    let mut events = futures::stream::select_all(vec![
+        stream(Api::<Strategy>::namespaced(client.clone(), ns), by_name(name))
+            .map(|e| e.map(|e| Change::Task(Box::new(e))))
+            .boxed(),
+        stream(
+            Api::<Deployment>::namespaced(client.clone(), ns),
+            watcher::Config::default().labels(&format!("app={app}")),
+        )
+        .map(|e| e.map(|e| Change::Deployment(Box::new(e))))
+        .boxed(),
+        stream(Api::<Pod>::namespaced(client.clone(), ns), watcher::Config::default().labels(&selector))
+            .map(|e| e.map(|e| Change::Pod(Box::new(e))))
+            .boxed(),
+        stream(Api::<VirtualService>::namespaced(client, ns), by_name(&app))
+            .map(|e| e.map(|e| Change::Routing(Box::new(e))))
+            .boxed(),
+    ]);
+    let tty = std::io::stdout().is_terminal();
+    let mut task = Some(s);
+    let (mut deployments, mut pods, mut vs) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let mut shown: Vec<String> = Vec::new();
+    while let Some(ev) = events.next().await {
+        let ev = ev.map_err(|e| Error::Partial {
+            message: format!("the watch of task {name} failed: {e}"),
+            hint: format!("run it again: kubectl grayscale status {name} -n {ns} --watch"),
+        })?;
+        match ev {
+            Change::Task(e) => match *e {
+                Event::Delete(_) => {
+                    print(&format!("task {name} was deleted\n"));
+                    return Ok(());
+                }
+                Event::Apply(t) | Event::InitApply(t) => task = Some(t),
+                _ => {}
+            },
+            Change::Deployment(e) => upsert(&mut deployments, *e),
+            Change::Pod(e) => upsert(&mut pods, *e),
+            Change::Routing(e) => upsert(&mut vs, *e),
+        }
+        let Some(t) = &task else { continue };
+        let deps: Vec<Deployment> = deployments.values().cloned().collect();
+        let mut pod_views: Vec<_> = pods.values().map(pod_view).collect();
+        pod_views.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
+        let view = task_view(t, &deps, vs.values().next(), pod_views);
+        if tty {
+            let now = k8s_openapi::jiff::Timestamp::now().as_second();
+            print(&format!("\x1b[H\x1b[2J{}", render::status(&view, Format::Table, now, color)));
+        } else {
+            let next = lines(&view);
+            let stamp = k8s_openapi::jiff::Timestamp::now().strftime("%H:%M:%S%.3f").to_string();
+            for l in changes(&shown, &next) {
+                print(&format!("{stamp} {l}\n"));
+            }
+            shown = next;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_new_lines_are_printed() {
+        let prev = vec!["pod v2 a Running".to_string(), "version v2 x ready 0/1".to_string()];
+        let next = vec!["pod v2 a Ready".to_string(), "version v2 x ready 1/1".to_string()];
+        assert_eq!(changes(&prev, &next), next);
+        assert!(changes(&next, &next).is_empty());
+    }
+}

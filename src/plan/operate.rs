@@ -1,0 +1,302 @@
+//! Changes to a running task, with the console's semantics (kubesphere-compat sections 3-5).
+//! Pure: a Strategy and a change in, the task's new routing state out, or the reason the change
+//! does not apply to this task.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Problem};
+use crate::model::istio::{Destination, HttpRoute, Percent, RouteDestination, TcpRoute};
+use crate::model::strategy::{POLICY_PAUSED, POLICY_WAIT, Strategy, TaskType};
+use crate::task::matching::MatchRule;
+use crate::view::task::new_version;
+
+/// The part of a task that routing changes touch; journaled before and after every change.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct TaskState {
+    /// `""` for none, as the console writes it.
+    pub governor: String,
+    pub policy: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpRoute>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp: Vec<TcpRoute>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Canary by traffic: the new version's weight.
+    Weight(u8),
+    /// Canary: route by request parameters.
+    Match(MatchRule),
+    /// Canary: back from request parameters to a ratio.
+    Ratio(u8),
+    /// Send every port to this version.
+    Takeover(String),
+    /// Clear the governor.
+    Restore,
+    Mirror {
+        on: bool,
+        percent: Option<f64>,
+    },
+    Pause,
+    Resume,
+    /// Put a journaled state back (undo).
+    RestoreState(Box<TaskState>),
+}
+
+pub fn state_of(s: &Strategy) -> TaskState {
+    TaskState {
+        governor: s.spec.governor.clone().unwrap_or_default(),
+        policy: s.policy().to_string(),
+        http: s.spec.template.spec.http.clone(),
+        tcp: s.spec.template.spec.tcp.clone(),
+    }
+}
+
+pub fn versions(s: &Strategy) -> (String, Option<String>) {
+    (s.spec.principal.clone().unwrap_or_default(), new_version(s))
+}
+
+fn is_tcp(s: &Strategy) -> bool {
+    s.spec.template.spec.http.is_empty() && !s.spec.template.spec.tcp.is_empty()
+}
+
+/// Whether a canary routes by request parameters (any http item with a non-empty match).
+pub fn is_match_mode(s: &Strategy) -> bool {
+    s.spec.template.spec.http.iter().any(|h| !h.matches.is_empty())
+}
+
+/// The new version's weight of a canary by traffic.
+pub fn current_weight(s: &Strategy) -> Option<u8> {
+    let (_, new) = versions(s);
+    let new = new?;
+    let t = &s.spec.template.spec;
+    let route = t.http.first().map(|h| &h.route).or(t.tcp.first().map(|r| &r.route))?;
+    route
+        .iter()
+        .find(|r| r.destination.subset.as_deref() == Some(new.as_str()))
+        .and_then(|r| r.weight)
+        .map(|w| w.clamp(0, 100) as u8)
+}
+
+fn refuse(field: &str, msg: String) -> Error {
+    Error::Invalid(vec![Problem::new(field, msg)])
+}
+
+fn name(s: &Strategy) -> String {
+    s.metadata.name.clone().unwrap_or_default()
+}
+
+pub fn apply(s: &Strategy, change: &Change) -> Result<TaskState, Error> {
+    let mut st = state_of(s);
+    let svc = s.service().unwrap_or_default().to_string();
+    let (old, new) = versions(s);
+    let kind = s.task_type();
+    let new =
+        new.ok_or_else(|| refuse("task", format!("task {} names no new version in its routes", name(s))))?;
+    match change {
+        Change::Weight(w) | Change::Ratio(w) => {
+            if kind != Some(TaskType::Canary) {
+                let hint = if kind == Some(TaskType::BlueGreen) {
+                    "use takeover to switch a blue-green task"
+                } else {
+                    "mirror tasks send no live traffic to the new version"
+                };
+                return Err(refuse("--weight", format!("task {} is not a canary: {hint}", name(s))));
+            }
+            if matches!(change, Change::Weight(_)) && is_match_mode(s) {
+                return Err(refuse(
+                    "--weight",
+                    format!(
+                        "task {} routes by request parameters; switch it to a ratio with: kubectl grayscale match {} --ratio W",
+                        name(s),
+                        name(s)
+                    ),
+                ));
+            }
+            let (wo, wn) = (100 - i32::from(*w), i32::from(*w));
+            let route = vec![RouteDestination::to(&svc, &old, wo), RouteDestination::to(&svc, &new, wn)];
+            if is_tcp(s) {
+                st.tcp = vec![TcpRoute { matches: vec![], route, ..TcpRoute::default() }];
+            } else {
+                st.http = vec![HttpRoute { route, ..HttpRoute::default() }];
+            }
+            st.governor = match w {
+                100 => new.clone(),
+                0 => old.clone(),
+                _ => String::new(),
+            };
+        }
+        Change::Match(rule) => {
+            if kind != Some(TaskType::Canary) {
+                return Err(refuse(
+                    "match",
+                    format!("task {} is not a canary: only canaries route by request parameters", name(s)),
+                ));
+            }
+            if is_tcp(s) {
+                return Err(refuse(
+                    "match",
+                    format!("task {} is TCP: request parameters need HTTP", name(s)),
+                ));
+            }
+            st.http = vec![
+                HttpRoute {
+                    matches: vec![rule.to_http_match()],
+                    route: vec![RouteDestination::to(&svc, &new, 100)],
+                    ..HttpRoute::default()
+                },
+                HttpRoute { route: vec![RouteDestination::to(&svc, &old, 100)], ..HttpRoute::default() },
+            ];
+            st.governor = String::new();
+        }
+        Change::Takeover(v) => {
+            if *v != old && *v != new {
+                return Err(refuse(
+                    "--version",
+                    format!("task {} has versions {old} and {new}, not {v}", name(s)),
+                ));
+            }
+            st.governor = v.clone();
+            // A canary by traffic moves its slider too, as the console does.
+            if kind == Some(TaskType::Canary) && !is_match_mode(s) {
+                let w = if *v == new { 100 } else { 0 };
+                return apply(s, &Change::Weight(w)).map(|mut t| {
+                    t.governor = v.clone();
+                    t
+                });
+            }
+        }
+        Change::Restore => st.governor = String::new(),
+        Change::Mirror { on, percent } => {
+            if is_tcp(s) {
+                return Err(refuse("mirror", format!("task {} is TCP: mirroring is HTTP only", name(s))));
+            }
+            if st.http.is_empty() {
+                st.http = vec![HttpRoute {
+                    route: vec![RouteDestination::to(&svc, &old, 100)],
+                    ..HttpRoute::default()
+                }];
+            }
+            for h in &mut st.http {
+                if *on {
+                    h.mirror = Some(Destination { host: svc.clone(), subset: Some(new.clone()), port: None });
+                    h.mirror_percentage = percent.map(|value| Percent { value });
+                } else {
+                    h.mirror = None;
+                    h.mirror_percentage = None;
+                }
+            }
+        }
+        Change::Pause => st.policy = POLICY_PAUSED.to_string(),
+        Change::Resume => {
+            if st.policy != POLICY_PAUSED {
+                return Err(refuse(
+                    "resume",
+                    format!("task {} is not paused (policy {})", name(s), st.policy),
+                ));
+            }
+            st.policy = POLICY_WAIT.to_string();
+        }
+        Change::RestoreState(prev) => st = (**prev).clone(),
+    }
+    Ok(st)
+}
+
+/// The merge patch that writes `to` (and the journal annotation), guarded by the read
+/// resourceVersion so a concurrent change is never overwritten silently.
+pub fn merge_patch(s: &Strategy, to: &TaskState, annotations: serde_json::Value) -> serde_json::Value {
+    let mut template = serde_json::Map::new();
+    if is_tcp(s) || (!to.tcp.is_empty() && to.http.is_empty()) {
+        template.insert("tcp".into(), serde_json::to_value(&to.tcp).expect("routes serialise"));
+    } else {
+        template.insert("http".into(), serde_json::to_value(&to.http).expect("routes serialise"));
+    }
+    serde_json::json!({
+        "metadata": {"resourceVersion": s.metadata.resource_version, "annotations": annotations},
+        "spec": {
+            "governor": to.governor,
+            "strategyPolicy": to.policy,
+            "template": {"spec": template},
+        }
+    })
+}
+
+/// Applies `to` to a Strategy in memory (what the server will hold after the patch).
+pub fn with_state(s: &Strategy, to: &TaskState) -> Strategy {
+    let mut out = s.clone();
+    out.spec.governor = Some(to.governor.clone());
+    out.spec.strategy_policy = Some(to.policy.clone());
+    out.spec.template.spec.http = to.http.clone();
+    out.spec.template.spec.tcp = to.tcp.clone();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::matching::ClientOs;
+    use serde_json::json;
+
+    fn canary(w: i64) -> Strategy {
+        serde_json::from_value(json!({
+            "metadata": {"name": "t", "resourceVersion": "7"},
+            "spec": {"type": "Canary", "principal": "v1", "strategyPolicy": "WaitForWorkloadReady",
+                "template": {"spec": {"hosts": ["reviews"], "http": [{"route": [
+                    {"destination": {"host": "reviews", "subset": "v1"}, "weight": 100 - w},
+                    {"destination": {"host": "reviews", "subset": "v2"}, "weight": w}]}]}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_slider_sets_the_governor_at_the_ends_only() {
+        let s = canary(20);
+        assert_eq!(apply(&s, &Change::Weight(40)).unwrap().governor, "");
+        assert_eq!(apply(&s, &Change::Weight(100)).unwrap().governor, "v2");
+        assert_eq!(apply(&s, &Change::Weight(0)).unwrap().governor, "v1");
+        assert_eq!(current_weight(&with_state(&s, &apply(&s, &Change::Weight(40)).unwrap())), Some(40));
+    }
+
+    #[test]
+    fn taking_over_a_canary_by_traffic_moves_the_slider() {
+        let st = apply(&canary(20), &Change::Takeover("v1".into())).unwrap();
+        assert_eq!(st.governor, "v1");
+        assert_eq!(st.http[0].route[0].weight, Some(100));
+    }
+
+    #[test]
+    fn a_version_the_task_does_not_have_is_refused() {
+        let e = apply(&canary(20), &Change::Takeover("v9".into())).unwrap_err();
+        assert!(e.to_string().contains("has versions v1 and v2, not v9"), "{e}");
+    }
+
+    #[test]
+    fn match_then_ratio_round_trips() {
+        let rule = MatchRule { os: vec![ClientOs::Ios], ..MatchRule::default() };
+        let m = with_state(&canary(20), &apply(&canary(20), &Change::Match(rule)).unwrap());
+        assert!(is_match_mode(&m));
+        assert!(apply(&m, &Change::Weight(30)).is_err(), "weights need ratio mode first");
+        let r = apply(&m, &Change::Ratio(30)).unwrap();
+        assert_eq!(r.http.len(), 1);
+        assert_eq!(r.http[0].route[1].weight, Some(30));
+    }
+
+    #[test]
+    fn mirror_writes_the_percentage_only_when_asked() {
+        let st = apply(&canary(0), &Change::Mirror { on: true, percent: Some(25.0) }).unwrap();
+        assert_eq!(st.http[0].mirror.as_ref().unwrap().subset.as_deref(), Some("v2"));
+        assert_eq!(st.http[0].mirror_percentage, Some(Percent { value: 25.0 }));
+        let off = apply(&with_state(&canary(0), &st), &Change::Mirror { on: false, percent: None }).unwrap();
+        assert!(off.http[0].mirror.is_none());
+    }
+
+    #[test]
+    fn the_patch_is_guarded_by_the_resource_version() {
+        let s = canary(20);
+        let p = merge_patch(&s, &apply(&s, &Change::Weight(50)).unwrap(), json!({}));
+        assert_eq!(p["metadata"]["resourceVersion"], "7");
+        assert_eq!(p["spec"]["template"]["spec"]["http"][0]["route"][1]["weight"], 50);
+        assert_eq!(p["spec"]["governor"], "");
+    }
+}

@@ -1,0 +1,452 @@
+//! Operating running tasks end to end: shift, match, takeover, mirror, pause/resume, offline,
+//! history/undo, on CLI-created and console-written tasks, checking the Strategy and the
+//! client-mode routing afterwards.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+fn strategy(ns: &str, name: &str) -> Option<Value> {
+    get(ns, "strategies.servicemesh.kubesphere.io", name)
+}
+
+fn vs_spec(ns: &str) -> Value {
+    get(ns, "virtualservice", "reviews").expect("vs")["spec"].clone()
+}
+
+fn weights(ns: &str, name: &str) -> (i64, i64) {
+    let s = strategy(ns, name).unwrap();
+    let r = &s["spec"]["template"]["spec"]["http"][0]["route"];
+    (r[0]["weight"].as_i64().unwrap(), r[1]["weight"].as_i64().unwrap())
+}
+
+fn vs_weights(ns: &str) -> (i64, i64) {
+    let r = &vs_spec(ns)["http"][0]["route"];
+    (r[0]["weight"].as_i64().unwrap(), r[1]["weight"].as_i64().unwrap_or(0))
+}
+
+fn canary(ns: &str, weight: &str) {
+    bookinfo(ns);
+    grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        ns,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "2",
+        "--weight",
+        weight,
+    ])
+    .ok();
+}
+
+#[test]
+fn shift_sets_absolute_and_relative_weights_with_the_consoles_governor_rule() {
+    let ns = Namespace::new("shift");
+    let n = ns.name.as_str();
+    canary(n, "20");
+    let r = grayscale(&["shift", "rc", "-n", n, "--weight", "30"]).ok();
+    assert_eq!(r.stdout, "task rc: v1 80% v2 20% -> v1 70% v2 30%\n");
+    assert_eq!(weights(n, "rc"), (70, 30));
+    assert_eq!(vs_weights(n), (70, 30));
+    assert_eq!(strategy(n, "rc").unwrap()["spec"]["governor"].as_str().unwrap_or(""), "");
+    grayscale(&["shift", "rc", "-n", n, "--by", "+15"]).ok();
+    assert_eq!(weights(n, "rc"), (55, 45));
+    grayscale(&["shift", "rc", "-n", n, "--by", "-45"]).ok();
+    assert_eq!(weights(n, "rc"), (100, 0));
+    assert_eq!(strategy(n, "rc").unwrap()["spec"]["governor"], "v1");
+    grayscale(&["shift", "rc", "-n", n, "--weight", "100"]).ok();
+    assert_eq!(strategy(n, "rc").unwrap()["spec"]["governor"], "v2");
+    assert_eq!(
+        vs_spec(n)["http"][0]["route"],
+        json!([{"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}}, "weight": 100}])
+    );
+}
+
+#[test]
+fn bad_operations_are_refused_and_write_nothing() {
+    let ns = Namespace::new("badop");
+    let n = ns.name.as_str();
+    canary(n, "20");
+    let audit = Audit::mark();
+    let cases: Vec<(Vec<&str>, &str, i32)> = vec![
+        (vec!["shift", "rc", "--weight", "101"], "--weight", 2),
+        (vec!["shift", "rc", "--by", "+90"], "would be 110", 2),
+        (vec!["shift", "rc", "--by", "-30"], "would be -10", 2),
+        (vec!["shift", "nosuch", "--weight", "10"], "task", 3),
+        (vec!["shift", "rc", "--to", "50", "--step", "0"], "--step", 2),
+        (vec!["takeover", "rc", "--version", "v9"], "has versions v1 and v2, not v9", 2),
+        (vec!["takeover", "rc"], "--version", 2),
+        (vec!["match", "rc"], "at least one condition", 2),
+        (vec!["match", "rc", "--os", "beos"], "strategy.match.os", 2),
+        (vec!["match", "rc", "--ratio", "120"], "--ratio", 2),
+        (vec!["mirror", "rc", "--on", "--percent", "150"], "--percent", 2),
+        (vec!["resume", "rc"], "is not paused", 2),
+        (vec!["offline", "rc"], "select a version to take over all traffic first", 2),
+        (vec!["offline", "rc", "--keep", "v7"], "has versions v1 and v2, not v7", 2),
+        (vec!["undo", "rc"], "no journaled change", 2),
+    ];
+    for (args, expect, code) in &cases {
+        let mut full = args.clone();
+        full.extend(["-n", n]);
+        let r = grayscale(&full);
+        assert_eq!(r.code, *code, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(expect), "{args:?}: {}", r.stderr);
+    }
+    let writes: Vec<_> = audit.plugin_requests(n).into_iter().filter(|e| e.mutating()).collect();
+    assert!(writes.is_empty(), "{writes:#?}");
+    assert_eq!(weights(n, "rc"), (80, 20));
+}
+
+#[test]
+fn takeover_sends_every_port_to_the_version_in_at_most_three_requests() {
+    let ns = Namespace::new("takeover");
+    let n = ns.name.as_str();
+    composed_app(
+        n,
+        "shop",
+        "cart",
+        &[("http-web", 8080), ("grpc-api", 9090), ("tcp-admin", 7000)],
+        1,
+        "example/cart:1",
+    );
+    grayscale(&["create", "canary", "cc", "-n", n, "--service", "cart", "--version", "v2", "--weight", "40"])
+        .ok();
+    let audit = Audit::mark();
+    let r = grayscale(&["takeover", "cc", "-n", n, "--version", "v1"]).ok();
+    let reqs = audit.plugin_requests(n);
+    eprintln!("takeover made {} API requests:", reqs.len());
+    for e in &reqs {
+        eprintln!("  {} {}", e.verb, e.uri);
+    }
+    assert!(reqs.len() <= 3, "{reqs:#?}");
+    assert!(
+        reqs.iter().all(|e| !e.uri.starts_with("/apis?") && e.uri != "/api" && e.uri != "/apis"),
+        "no discovery"
+    );
+    assert_eq!(r.stdout, "task cc: v1 60% v2 40% -> v1 100% v2 0% (takeover)\n");
+    let s = strategy(n, "cc").unwrap();
+    assert_eq!(s["spec"]["governor"], "v1");
+    let vs = get(n, "virtualservice", "cart").unwrap();
+    let to_v1 = json!([{"destination": {"host": "cart", "subset": "v1"}, "weight": 100}]);
+    assert_eq!(vs["spec"]["http"], json!([{"route": to_v1}]));
+    assert_eq!(vs["spec"]["tcp"], json!([{"match": [], "route": to_v1}]));
+    // Restore: the task's own routes, per port, again.
+    grayscale(&["takeover", "cc", "-n", n, "--restore"]).ok();
+    let s = strategy(n, "cc").unwrap();
+    assert_eq!(s["spec"]["governor"].as_str().unwrap_or(""), "");
+    let vs = get(n, "virtualservice", "cart").unwrap();
+    assert_eq!(vs["spec"]["http"].as_array().unwrap().len(), 2, "{}", vs["spec"]);
+    assert_eq!(vs["spec"]["http"][1]["match"], json!([{"port": 9090}]));
+}
+
+#[test]
+fn match_routes_by_request_and_ratio_goes_back() {
+    let ns = Namespace::new("matchop");
+    let n = ns.name.as_str();
+    canary(n, "20");
+    grayscale(&["match", "rc", "-n", n, "--header", "x-beta=1", "--os", "windows"]).ok();
+    let s = strategy(n, "rc").unwrap();
+    let http = &s["spec"]["template"]["spec"]["http"];
+    assert_eq!(http[0]["match"][0]["headers"]["x-beta"], json!({"exact": "1"}));
+    assert_eq!(
+        http[0]["match"][0]["headers"]["User-Agent"],
+        json!({"regex": r".*((Windows NT ([\d.])+)).*"})
+    );
+    assert_eq!(vs_spec(n)["http"][0]["match"][0]["headers"]["x-beta"], json!({"exact": "1"}));
+    grayscale(&["match", "rc", "-n", n, "--ratio", "10"]).ok();
+    assert_eq!(weights(n, "rc"), (90, 10));
+    assert_eq!(vs_weights(n), (90, 10));
+}
+
+#[test]
+fn mirror_turns_on_with_a_percentage_and_off() {
+    let ns = Namespace::new("mirrorop");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    grayscale(&[
+        "create",
+        "mirror",
+        "rm",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+    ])
+    .ok();
+    grayscale(&["mirror", "rm", "-n", n, "--on", "--percent", "25"]).ok();
+    let s = strategy(n, "rm").unwrap();
+    assert_eq!(s["spec"]["template"]["spec"]["http"][0]["mirrorPercentage"], json!({"value": 25}));
+    assert_eq!(vs_spec(n)["http"][0]["mirrorPercentage"], json!({"value": 25}));
+    grayscale(&["mirror", "rm", "-n", n, "--off"]).ok();
+    let s = strategy(n, "rm").unwrap();
+    assert!(s["spec"]["template"]["spec"]["http"][0].get("mirror").is_none());
+    assert!(vs_spec(n)["http"][0].get("mirror").is_none());
+}
+
+#[test]
+fn pause_sends_routing_back_to_the_default_and_resume_restores_it() {
+    let ns = Namespace::new("pause");
+    let n = ns.name.as_str();
+    canary(n, "30");
+    grayscale(&["pause", "rc", "-n", n]).ok();
+    assert_eq!(strategy(n, "rc").unwrap()["spec"]["strategyPolicy"], "Paused");
+    assert_eq!(
+        vs_spec(n)["http"],
+        json!([{"match": [{"port": 9080}], "route": [{"destination": {"host": "reviews", "subset": "v1", "port": {"number": 9080}}, "weight": 100}]}])
+    );
+    grayscale(&["resume", "rc", "-n", n]).ok();
+    assert_eq!(strategy(n, "rc").unwrap()["spec"]["strategyPolicy"], "WaitForWorkloadReady");
+    assert_eq!(vs_weights(n), (70, 30));
+}
+
+#[test]
+fn offline_keeps_one_version_and_cleans_up_the_other() {
+    let ns = Namespace::new("offline");
+    let n = ns.name.as_str();
+    canary(n, "50");
+    let r = grayscale(&["offline", "rc", "-n", n, "--keep", "v2"]).ok();
+    assert!(r.stdout.contains("kept v2, deleted reviews-v1"), "{}", r.stdout);
+    assert!(strategy(n, "rc").is_none());
+    let gone =
+        |d: &str| get(n, "deployment", d).is_none_or(|d| !d["metadata"]["deletionTimestamp"].is_null());
+    assert!(gone("reviews-v1"));
+    assert!(get(n, "deployment", "reviews-v2").is_some());
+    assert_eq!(
+        get(n, "destinationrule", "reviews").unwrap()["spec"]["subsets"],
+        json!([{"name": "v2", "labels": {"version": "v2"}}])
+    );
+    assert_eq!(
+        vs_spec(n)["http"][0]["route"],
+        json!([{"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}}, "weight": 100}])
+    );
+}
+
+#[test]
+fn a_console_mirror_task_goes_offline_keeping_the_old_version() {
+    let ns = Namespace::new("offmirror");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    console_task(n, "console-mirror.yaml", "reviews");
+    grayscale(&["sync", "console-mirror", "-n", n]).ok();
+    grayscale(&["delete", "console-mirror", "-n", n]).ok();
+    assert!(strategy(n, "console-mirror").is_none());
+    assert!(get(n, "deployment", "reviews-v2").is_none_or(|d| !d["metadata"]["deletionTimestamp"].is_null()));
+    assert!(get(n, "deployment", "reviews-v1").is_some());
+}
+
+#[test]
+fn every_change_is_journaled_and_undo_reverts_the_last() {
+    let ns = Namespace::new("history");
+    let n = ns.name.as_str();
+    canary(n, "10");
+    grayscale(&["shift", "rc", "-n", n, "--weight", "40"]).ok();
+    grayscale(&["takeover", "rc", "-n", n, "--version", "v2"]).ok();
+    let h = grayscale(&["history", "rc", "-n", n, "-o", "json"]).ok().json();
+    let entries = h.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["action"], "shift");
+    assert_eq!(entries[0]["by"], "admin");
+    assert_eq!(entries[1]["action"], "takeover");
+    assert_eq!(entries[1]["to"]["governor"], "v2");
+    let table = grayscale(&["history", "rc", "-n", n]).ok();
+    assert!(table.stdout.contains("v1 90% v2 10%"), "{}", table.stdout);
+    grayscale(&["undo", "rc", "-n", n]).ok();
+    assert_eq!(weights(n, "rc"), (60, 40));
+    assert_eq!(strategy(n, "rc").unwrap()["spec"]["governor"].as_str().unwrap_or(""), "");
+    assert_eq!(vs_weights(n), (60, 40));
+    grayscale(&["undo", "rc", "-n", n]).ok();
+    assert_eq!(weights(n, "rc"), (90, 10));
+    let h = grayscale(&["history", "rc", "-n", n, "-o", "json"]).ok().json();
+    assert_eq!(h.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn concurrent_relative_shifts_lose_no_update() {
+    let ns = Namespace::new("concurrent");
+    let n = ns.name.as_str();
+    canary(n, "20");
+    let p = plane();
+    let spawn = || {
+        Command::new(BIN)
+            .args(["shift", "rc", "-n", n, "--by", "+10"])
+            .env("KUBECONFIG", &p.kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = (0..4).map(|_| spawn()).collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(weights(n, "rc"), (40, 60));
+    assert_eq!(vs_weights(n), (40, 60));
+    let h = grayscale(&["history", "rc", "-n", n, "-o", "json"]).ok().json();
+    assert_eq!(h.as_array().unwrap().len(), 4);
+}
+
+fn wait_for(what: &str, timeout: Duration, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_gradual_shift_stops_and_reverts_when_the_new_version_loses_a_pod() {
+    let ns = Namespace::new("gate");
+    let n = ns.name.as_str();
+    canary(n, "10");
+    let p = plane();
+    let child = Command::new(BIN)
+        .args(["shift", "rc", "-n", n, "--to", "100", "--step", "30", "--interval", "3s"])
+        .env("KUBECONFIG", &p.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the first step", Duration::from_secs(20), || weights(n, "rc").1 == 40);
+    std::thread::sleep(Duration::from_millis(300));
+    let pods = kubectl(&["get", "pods", "-n", n, "-l", "app=reviews,version=v2", "-o", "name"]).ok();
+    let pod = pods.stdout.lines().next().unwrap().to_string();
+    kubectl(&["delete", "-n", n, &pod, "--wait=false"]).ok();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{stderr}");
+    assert!(stderr.contains("lost ready pods"), "{stderr}");
+    assert!(stderr.contains("went back to 10%"), "{stderr}");
+    assert_eq!(weights(n, "rc"), (90, 10));
+    assert_eq!(vs_weights(n), (90, 10));
+}
+
+#[test]
+fn interrupting_a_gradual_shift_stops_at_a_step_boundary_with_exit_130() {
+    let ns = Namespace::new("sigint");
+    let n = ns.name.as_str();
+    canary(n, "0");
+    let p = plane();
+    let child = Command::new(BIN)
+        .args(["shift", "rc", "-n", n, "--to", "100", "--step", "25", "--interval", "2s"])
+        .env("KUBECONFIG", &p.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the second step", Duration::from_secs(20), || weights(n, "rc").1 == 50);
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at a step boundary"), "{stderr}");
+    assert!(stderr.contains("resume with: kubectl grayscale shift rc --to 100"), "{stderr}");
+    let (s, v) = (weights(n, "rc"), vs_weights(n));
+    assert_eq!(s, v, "the task and its routing agree");
+    assert!(s.1 == 50 || s.1 == 75, "{s:?}");
+}
+
+#[test]
+fn the_verbs_work_on_console_written_tasks() {
+    let ns = Namespace::new("console");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    console_task(n, "console-bluegreen.yaml", "reviews");
+    grayscale(&["takeover", "console-bluegreen", "-n", n, "--version", "v2"]).ok();
+    let s = strategy(n, "console-bluegreen").unwrap();
+    assert_eq!(s["spec"]["governor"], "v2");
+    assert_eq!(
+        s["spec"]["template"]["spec"]["http"][0]["route"][0]["weight"], 100,
+        "blue-green take-over leaves weights"
+    );
+    assert_eq!(vs_spec(n)["http"][0]["route"][0]["destination"]["subset"], "v2");
+    grayscale(&["offline", "console-bluegreen", "-n", n]).ok();
+    assert!(strategy(n, "console-bluegreen").is_none());
+
+    let ns2 = Namespace::new("console");
+    let n2 = ns2.name.as_str();
+    bookinfo(n2);
+    console_task(n2, "console-match.yaml", "reviews");
+    grayscale(&["match", "console-match", "-n", n2, "--ratio", "20"]).ok();
+    assert_eq!(weights(n2, "console-match"), (80, 20));
+    assert_eq!(vs_weights(n2), (80, 20));
+
+    let ns3 = Namespace::new("console");
+    let n3 = ns3.name.as_str();
+    composed_app(n3, "store", "db", &[("tcp-sql", 5432)], 1, "example/db:1");
+    console_task(n3, "console-tcp-canary.yaml", "db");
+    grayscale(&["shift", "console-tcp", "-n", n3, "--weight", "90"]).ok();
+    let s = strategy(n3, "console-tcp").unwrap();
+    assert_eq!(s["spec"]["template"]["spec"]["tcp"][0]["match"], json!([]));
+    assert_eq!(s["spec"]["template"]["spec"]["tcp"][0]["route"][1]["weight"], 90);
+    let vs = get(n3, "virtualservice", "db").unwrap();
+    assert_eq!(vs["spec"]["tcp"][0]["route"][1]["weight"], 90);
+    let r = grayscale(&["mirror", "console-tcp", "-n", n3, "--on"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("mirroring is HTTP only"), "{}", r.stderr);
+}
+
+#[test]
+fn status_watch_prints_one_line_per_change_without_a_terminal() {
+    use std::io::{BufRead, BufReader};
+    let ns = Namespace::new("watch");
+    let n = ns.name.as_str();
+    canary(n, "20");
+    let p = plane();
+    let mut child = Command::new(BIN)
+        .args(["get", "rc", "-n", n, "-w"])
+        .env("KUBECONFIG", &p.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_line = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => {
+                    seen.push(l.clone());
+                    if l.contains(want) {
+                        return;
+                    }
+                }
+                Err(_) => panic!("no line with {want:?}; saw:\n{}", seen.join("\n")),
+            }
+        }
+    };
+    wait_line("routing port 9080 v1 80% v2 20%");
+    grayscale(&["shift", "rc", "-n", n, "--weight", "50"]).ok();
+    wait_line("routing port 9080 v1 50% v2 50%");
+    kubectl(&["scale", "deployment", "reviews-v2", "-n", n, "--replicas", "3"]).ok();
+    wait_line("version v2 reviews-v2 ready 3/3");
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(seen.iter().all(|l| !l.contains('\u{1b}')), "no escape codes in line mode");
+    assert!(seen.iter().all(|l| l.as_bytes()[2] == b':'), "lines start with a time: {seen:?}");
+}
