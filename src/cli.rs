@@ -73,6 +73,8 @@ impl GlobalArgs {
 pub enum Command {
     /// Print the plugin's version.
     Version(commands::version::VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell).
+    Completion(commands::completion::CompletionArgs),
     /// Install the Strategy custom resource definition where it is missing.
     Init(commands::init::InitArgs),
     /// Create a grayscale release task and watch the new version roll out.

@@ -16,7 +16,39 @@ fn machine_output(cmd: &Command) -> bool {
     }
 }
 
+/// Completion requests bypass argument parsing: the words are incomplete by nature.
+/// `kubectl_complete-grayscale` is kubectl's plugin completion hook and wants cobra's format.
+fn completion_request() -> Option<(Vec<String>, bool)> {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let exe =
+        std::path::Path::new(&argv0).file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+    if exe == "kubectl_complete-grayscale" {
+        return Some((rest, true));
+    }
+    match rest.split_first() {
+        Some((first, words)) if first == "__complete" => Some((words.to_vec(), false)),
+        _ => None,
+    }
+}
+
 fn main() {
+    if let Some((words, cobra)) = completion_request() {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        let candidates = runtime.block_on(grayscale::complete::complete(&words));
+        let mut out = candidates.join("\n");
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        if cobra {
+            // ShellCompDirectiveNoFileComp
+            out.push_str(":4\n");
+        }
+        grayscale::output::print(&out);
+        return;
+    }
     let cli = Cli::parse();
     let ui = Ui::detect(cli.global.color, machine_output(&cli.command));
     let ctx = Context { global: cli.global, ui };
@@ -24,6 +56,7 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Version(a) => commands::version::run(&ctx, a).await,
+            Command::Completion(a) => commands::completion::run(&ctx, a).await,
             Command::Init(a) => commands::init::run(&ctx, a).await,
             Command::Create(a) => commands::create::run(&ctx, *a).await,
             Command::List(a) => commands::list::run(&ctx, a).await,

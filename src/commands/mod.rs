@@ -1,6 +1,7 @@
 //! One module per verb, each with its `Args` and one `run`.
 
 pub mod change;
+pub mod completion;
 pub mod create;
 pub mod history;
 pub mod init;
