@@ -32,6 +32,10 @@ fn a_missing_image_fails_create_with_the_pull_error_and_no_traffic_moves() {
     assert!(get(&ns.name, "strategies.servicemesh.kubesphere.io", "rc").is_some(), "the task stays");
     assert!(!routes_to(&ns.name, "v2"));
     assert!(routes_to(&ns.name, "v1"));
+    let status = grayscale(&["status", "rc", "-n", &ns.name]).ok();
+    assert!(status.stdout.contains("Recent warnings"), "{}", status.stdout);
+    assert!(status.stdout.contains("Failed: rpc error"), "{}", status.stdout);
+    assert!(status.stdout.contains("[░░░░░░░░░░] 0/3"), "{}", status.stdout);
 }
 
 #[test]

@@ -287,7 +287,7 @@ fn crash(c: &Container, local: f64, started: &str) -> Value {
 }
 
 /// RFC 3339 in UTC with second precision, as the API server stores times.
-fn rfc3339(t: SystemTime) -> String {
+pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (Howard Hinnant's algorithm).

@@ -136,6 +136,19 @@ async fn apply(
             }
             let patch = json!({ "status": status });
             api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            // Benchmarks measure watch reactions from this instant: the API server has the
+            // pod Ready once the patch returns.
+            let was_ready = last_status.get(uid).is_some_and(is_ready);
+            for (reason, message) in new_failures(last_status.get(uid), &status) {
+                emit_warning(client, pod, &reason, &message).await;
+            }
+            if is_ready(&status) && !was_ready {
+                let micros = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or(0);
+                eprintln!("ready {ns}/{name} {micros}");
+            }
             last_status.insert(uid.to_string(), status);
             Ok(())
         }
@@ -152,6 +165,58 @@ async fn apply(
             }
         }
     }
+}
+
+/// Waiting reasons a real kubelet reports as Warning events, new since the last status.
+fn new_failures(before: Option<&serde_json::Value>, after: &serde_json::Value) -> Vec<(String, String)> {
+    let waiting = |s: &serde_json::Value| -> Vec<(String, String, String)> {
+        ["initContainerStatuses", "containerStatuses"]
+            .iter()
+            .flat_map(|k| s[k].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| {
+                let w = &c["state"]["waiting"];
+                Some((
+                    c["name"].as_str()?.to_string(),
+                    w["reason"].as_str()?.to_string(),
+                    w["message"].as_str().unwrap_or("").to_string(),
+                ))
+            })
+            .collect()
+    };
+    let old = before.map(waiting).unwrap_or_default();
+    waiting(after)
+        .into_iter()
+        .filter(|w| !old.iter().any(|o| o.0 == w.0 && o.1 == w.1))
+        .filter_map(|(_, reason, message)| match reason.as_str() {
+            "ErrImagePull" => Some(("Failed".to_string(), message)),
+            "ImagePullBackOff" | "CrashLoopBackOff" => Some(("BackOff".to_string(), message)),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn emit_warning(client: &Client, pod: &Pod, reason: &str, message: &str) {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let now = lifecycle::rfc3339(SystemTime::now());
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": format!("{name}."), "namespace": ns},
+        "involvedObject": {"kind": "Pod", "namespace": ns, "name": name, "uid": pod.metadata.uid, "apiVersion": "v1"},
+        "reason": reason, "message": message, "type": "Warning", "count": 1,
+        "firstTimestamp": now, "lastTimestamp": now,
+        "source": {"component": "kubelet", "host": "sim-node"},
+    });
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    if let Ok(e) = serde_json::from_value(event) {
+        let _ = api.create(&PostParams::default(), &e).await;
+    }
+}
+
+fn is_ready(status: &serde_json::Value) -> bool {
+    status["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 async fn register_node(client: &Client, name: &str) -> Result<(), kube::Error> {

@@ -143,6 +143,16 @@ impl Kube {
         Ok(out)
     }
 
+    /// Warning events in a namespace (the `type` field selector every release serves).
+    pub async fn warning_events(&self, ns: &str) -> Result<Vec<k8s_openapi::api::core::v1::Event>> {
+        let lp = ListParams::default().fields("type=Warning").limit(500);
+        let api: Api<k8s_openapi::api::core::v1::Event> = self.api(ns);
+        api.list(&lp)
+            .await
+            .map(|l| l.items)
+            .map_err(|e| classify(target::<k8s_openapi::api::core::v1::Event>("list", Some(ns), None), e))
+    }
+
     /// One page-by-page list, with the resourceVersion to watch from.
     pub async fn list_with_version<K>(&self, ns: &str, selector: &str) -> Result<(Vec<K>, String)>
     where

@@ -36,14 +36,17 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
     let app = ops::app_label(&s);
     let selector = ops::selector_of(&s);
     let app_selector = format!("app={app}");
-    let (deployments, vs, pods) = tokio::try_join!(
+    let (deployments, vs, pods, events) = tokio::try_join!(
         kube.list::<Deployment>(Some(&ns), Some(&app_selector)),
         kube.get::<VirtualService>(&ns, &app),
         kube.list::<Pod>(Some(&ns), Some(&selector)),
+        kube.warning_events(&ns),
     )?;
     let mut pods: Vec<_> = pods.iter().map(pod_view).collect();
     pods.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
-    let view = task_view(&s, &deployments, vs.as_ref(), pods);
+    let recent = crate::view::task::warning_events(&events, &pods, 5);
+    let mut view = task_view(&s, &deployments, vs.as_ref(), pods);
+    view.events = recent;
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     print(&render::status(&view, args.output, now, ctx.ui.color));
     Ok(())

@@ -116,6 +116,13 @@ pub fn list(views: &[TaskView], format: Format, all_namespaces: bool, now: i64, 
     }
 }
 
+/// Ready over desired as a ten-cell bar: `[██████░░░░]`.
+pub fn ready_bar(ready: i32, desired: i32) -> String {
+    let filled =
+        if desired <= 0 { 0 } else { ((ready.clamp(0, desired) * 10 + desired / 2) / desired) as usize };
+    format!("[{}{}]", "█".repeat(filled), "░".repeat(10 - filled))
+}
+
 /// A horizontal bar of `width` cells split by weight, one colour per version.
 pub fn split_bar(weights: &[(String, i32)], width: usize, color: bool) -> String {
     let palette = [Color::Blue, Color::Green, Color::Magenta, Color::Cyan];
@@ -148,8 +155,8 @@ pub fn status(v: &TaskView, format: Format, now: i64, color: bool) -> String {
 fn status_text(v: &TaskView, now: i64, color: bool) -> String {
     let b = |s: &str| paint(color, s, Color::Bold);
     let mut out = String::new();
-    let age = seconds_since(v.created_at.as_deref(), now).map(age).unwrap_or_else(|| "-".into());
-    out.push_str(&format!("{}  {}/{}  ({}, age {age})\n", b("Task"), v.namespace, v.name, v.task_type));
+    let task_age = seconds_since(v.created_at.as_deref(), now).map(age).unwrap_or_else(|| "-".into());
+    out.push_str(&format!("{}  {}/{}  ({}, age {task_age})\n", b("Task"), v.namespace, v.name, v.task_type));
     out.push_str(&format!("{}  {}", b("Service"), v.service));
     if let Some(app) = &v.app {
         out.push_str(&format!("  (app {app})"));
@@ -180,7 +187,10 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
                 } else {
                     colored(format!("{} (missing)", x.workload), Color::Red)
                 },
-                colored(format!("{}/{}", x.ready, x.replicas), if ok { Color::Green } else { Color::Yellow }),
+                colored(
+                    format!("{} {}/{}", ready_bar(x.ready, x.replicas), x.ready, x.replicas),
+                    if ok { Color::Green } else { Color::Yellow },
+                ),
                 x.available.to_string().into(),
             ]
         })
@@ -195,6 +205,20 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
             let mirror = p.mirror.as_ref().map(|m| format!("  mirror -> {m}")).unwrap_or_default();
             let port = if p.port == 0 { "*".to_string() } else { p.port.to_string() };
             out.push_str(&format!("  port {port:<5} {}  {label}{mirror}\n", split_bar(&w, 30, color)));
+        }
+    }
+    if !v.events.is_empty() {
+        out.push('\n');
+        out.push_str(&format!("{}\n", b("Recent warnings")));
+        for e in &v.events {
+            let when = seconds_since(Some(&e.at), now).map(age).unwrap_or_else(|| "-".into());
+            let count = if e.count > 1 { format!(" (x{})", e.count) } else { String::new() };
+            out.push_str(&format!(
+                "  {when:>4} ago  {}  {}: {}{count}\n",
+                e.object,
+                paint(color, &e.reason, Color::Red),
+                e.message
+            ));
         }
     }
     if !v.pods.is_empty() {

@@ -39,6 +39,46 @@ pub struct TaskView {
     pub live_routing: Vec<PortRouting>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodView>,
+    /// Status only: the latest Warning events of the task's pods.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventView>,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    pub at: String,
+    pub object: String,
+    pub reason: String,
+    pub message: String,
+    pub count: i32,
+}
+
+/// The `keep` latest Warning events about the given pods, newest last.
+pub fn warning_events(
+    events: &[k8s_openapi::api::core::v1::Event],
+    pods: &[PodView],
+    keep: usize,
+) -> Vec<EventView> {
+    let mut out: Vec<EventView> = events
+        .iter()
+        .filter(|e| pods.iter().any(|p| Some(&p.name) == e.involved_object.name.as_ref()))
+        .map(|e| EventView {
+            at: e
+                .last_timestamp
+                .as_ref()
+                .or(e.first_timestamp.as_ref())
+                .map(|t| t.0.to_string())
+                .unwrap_or_default(),
+            object: format!("pod/{}", e.involved_object.name.clone().unwrap_or_default()),
+            reason: e.reason.clone().unwrap_or_default(),
+            message: e.message.clone().unwrap_or_default(),
+            count: e.count.unwrap_or(1),
+        })
+        .collect();
+    out.sort_by(|a, b| a.at.cmp(&b.at));
+    let skip = out.len().saturating_sub(keep);
+    out.split_off(skip)
 }
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -226,6 +266,7 @@ pub fn task_view(
         created_at: s.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
         live_routing,
         pods,
+        events: vec![],
     }
 }
 

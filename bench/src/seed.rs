@@ -1,0 +1,171 @@
+//! Fixtures for the benchmarks, and the watch-reaction scenario.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::ApiResource;
+use serde_json::json;
+
+use crate::Env;
+
+pub fn bookinfo(env: &Env, ns: &str) {
+    let _ = env.kubectl(&["delete", "namespace", ns, "--wait=true"]).output();
+    env.kubectl_ok(&["create", "namespace", ns]);
+    let file = env.repo.join("deploy/demo/bookinfo.yaml");
+    env.kubectl_ok(&["apply", "-n", ns, "-f", file.to_str().unwrap()]);
+    env.kubectl_ok(&["wait", "-n", ns, "--for=condition=Available", "deployment", "--all", "--timeout=120s"]);
+}
+
+fn strategy(i: usize) -> serde_json::Value {
+    let d = |s: &str, w: i64| json!({"destination": {"host": "reviews", "subset": s}, "weight": w});
+    json!({
+        "apiVersion": "servicemesh.kubesphere.io/v1alpha2", "kind": "Strategy",
+        "metadata": {"name": format!("task-{i:03}"),
+            "labels": {"app": "reviews", "app.kubernetes.io/name": "bookinfo", "app.kubernetes.io/version": "v1"},
+            "annotations": {"servicemesh.kubesphere.io/oldWorkloadName": "reviews-v1",
+                "servicemesh.kubesphere.io/newWorkloadName": "reviews-v2",
+                "servicemesh.kubesphere.io/workloadType": "deployments",
+                "servicemesh.kubesphere.io/workloadReplicas": "3"}},
+        "spec": {"type": "Canary", "principal": "v1", "strategyPolicy": "WaitForWorkloadReady",
+            "selector": {"matchLabels": {"app": "reviews", "app.kubernetes.io/name": "bookinfo", "app.kubernetes.io/version": "v1"}},
+            "template": {"spec": {"hosts": ["reviews"], "http": [{"route": [d("v1", 80), d("v2", 20)]}]}}}
+    })
+}
+
+/// `namespaces` x `per` console-shaped tasks, created once (reruns reuse them). Returns the
+/// number of tasks in the cluster.
+pub fn many_tasks(env: &Env, namespaces: usize, per: usize) -> usize {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(&env.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let ar = ApiResource {
+            group: "servicemesh.kubesphere.io".into(),
+            version: "v1alpha2".into(),
+            api_version: "servicemesh.kubesphere.io/v1alpha2".into(),
+            kind: "Strategy".into(),
+            plural: "strategies".into(),
+        };
+        let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let existing = all.list_metadata(&Default::default()).await.map(|l| l.items.len()).unwrap_or(0);
+        if existing < namespaces * per {
+            let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+            let started = Instant::now();
+            let jobs = (0..namespaces).flat_map(|n| (0..per).map(move |i| (n, i)));
+            futures::stream::iter(jobs)
+                .for_each_concurrent(24, |(n, i)| {
+                    let (client, ar, nss) = (client.clone(), ar.clone(), nss.clone());
+                    async move {
+                        let ns = format!("bench-list-{n:03}");
+                        if i == 0 {
+                            let body: k8s_openapi::api::core::v1::Namespace =
+                                serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+                            let _ = nss.create(&PostParams::default(), &body).await;
+                        } else {
+                            // The namespace is created by the job with i == 0; wait for it briefly.
+                            for _ in 0..50 {
+                                if nss.get_opt(&ns).await.ok().flatten().is_some() {
+                                    break;
+                                }
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        }
+                        let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ar);
+                        let obj: DynamicObject = serde_json::from_value(strategy(i)).unwrap();
+                        let _ = api.create(&PostParams::default(), &obj).await;
+                    }
+                })
+                .await;
+            eprintln!("seeded {} tasks in {:.1}s", namespaces * per, started.elapsed().as_secs_f64());
+        }
+        all.list_metadata(&Default::default()).await.map(|l| l.items.len()).unwrap_or(0)
+    })
+}
+
+/// Ready times written by the simulated kubelet: `ready NS/POD MICROS`.
+fn kubelet_ready_times(env: &Env) -> HashMap<String, i64> {
+    let text = std::fs::read_to_string(env.state.join("logs/sim-kubelet.log")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut p = l.strip_prefix("ready ")?.split_whitespace();
+            let pod = p.next()?.split('/').nth(1)?.to_string();
+            Some((pod, p.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Scales the new version up and down until `events` pods have turned Ready, while
+/// `kubectl grayscale get -w` prints one line per change; returns the reaction times.
+pub fn watch_reaction(env: &Env, events: usize) -> Vec<Duration> {
+    let ns = "bench-watch";
+    bookinfo(env, ns);
+    env.plugin_ok(&[
+        "create",
+        "canary",
+        "t",
+        "-n",
+        ns,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+    ]);
+    let mut child = env
+        .plugin(&["get", "t", "-n", ns, "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(String, SystemTime)>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send((line, SystemTime::now()));
+        }
+    });
+    let mut ready_lines: HashMap<String, SystemTime> = HashMap::new();
+    let drain = |timeout: Duration, want: usize, ready_lines: &mut HashMap<String, SystemTime>| {
+        let deadline = Instant::now() + timeout;
+        while ready_lines.len() < want {
+            let Ok((line, at)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+                break;
+            };
+            // "HH:MM:SS.mmm pod v2 NAME Ready"
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            if parts.len() == 5 && parts[1] == "pod" && parts[2] == "v2" && parts[4] == "Ready" {
+                ready_lines.entry(parts[3].to_string()).or_insert(at);
+            }
+        }
+    };
+    drain(Duration::from_secs(5), 1, &mut ready_lines);
+    ready_lines.clear();
+    let mut round = 0;
+    while ready_lines.len() < events && round < 30 {
+        round += 1;
+        env.kubectl_ok(&["scale", "deployment", "reviews-v2", "-n", ns, "--replicas", "10"]);
+        let want = (ready_lines.len() + 10).min(events.max(ready_lines.len() + 1));
+        drain(Duration::from_secs(30), want, &mut ready_lines);
+        env.kubectl_ok(&["scale", "deployment", "reviews-v2", "-n", ns, "--replicas", "0"]);
+        let _ = env
+            .kubectl(&["wait", "-n", ns, "--for=delete", "pod", "-l", "version=v2", "--timeout=30s"])
+            .output();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let kubelet = kubelet_ready_times(env);
+    ready_lines
+        .iter()
+        .filter_map(|(pod, at)| {
+            let printed = at.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_micros() as i64;
+            let ready = *kubelet.get(pod)?;
+            Some(Duration::from_micros((printed - ready).max(0) as u64))
+        })
+        .collect()
+}
