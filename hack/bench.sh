@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 eval "$(bash hack/local-cluster.sh up)"
+# GNU time measures peak RSS (see bench/src/measure.rs).
+if [ ! -x /usr/bin/time ]; then
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq time >/dev/null; else sudo apt-get install -y -qq time >/dev/null; fi
+fi
 cargo build --release --bin kubectl-grayscale
 cargo build --release -p grayscale-bench
 target/release/grayscale-bench "$KUBECONFIG" target/release/kubectl-grayscale "$(pwd)"

@@ -71,22 +71,32 @@ fn now_micros() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
-/// Runs `cmd` to completion; `ua` is the user-agent prefix whose requests to count ("-": none).
-pub fn run(env: &Env, mut cmd: Command, ua: &str) -> Sample {
+/// Runs `cmd` to completion under GNU time; `ua` is the user-agent prefix whose requests to
+/// count ("-": none).
+///
+/// Peak RSS comes from GNU time, not from this process's own wait4: a child forked from this
+/// (large) process inherits its memory high-water mark across exec, while GNU time forks the
+/// command from its own small image. Wall time includes time's fork (well under a millisecond).
+pub fn run(env: &Env, cmd: Command, ua: &str) -> Sample {
     let log = env.state.join("audit.log");
     let offset = audit::offset(&log);
+    let rss_file = std::env::temp_dir().join(format!("grayscale-bench-rss-{}", std::process::id()));
+    let mut timed = Command::new("/usr/bin/time");
+    timed.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
     let t0 = now_micros();
     let start = Instant::now();
-    // Reaped by wait4 below, which also reports the child's peak RSS.
-    #[allow(clippy::zombie_processes)]
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
-    let mut status = 0;
-    // SAFETY: rusage is plain old data, and wait4 reaps exactly this child.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    let status =
+        timed.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
     let wall = start.elapsed();
-    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
+    assert!(status.success(), "{cmd:?} failed");
     let t1 = now_micros();
+    let rss_kib = std::fs::read_to_string(&rss_file).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
     let requests = if ua == "-" {
         0
     } else {
@@ -100,7 +110,7 @@ pub fn run(env: &Env, mut cmd: Command, ua: &str) -> Sample {
             })
             .count()
     };
-    Sample { wall, rss_kib: ru.ru_maxrss, requests }
+    Sample { wall, rss_kib, requests }
 }
 
 fn line(r: &Runs) -> String {

@@ -135,9 +135,10 @@ async fn apply(
                 return Ok(());
             }
             let patch = json!({ "status": status });
+            // Benchmarks measure watch reactions from this instant, when the kubelet sends
+            // the status that marks the pod Ready.
+            let sent = SystemTime::now();
             api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-            // Benchmarks measure watch reactions from this instant: the API server has the
-            // pod Ready once the patch returns.
             let was_ready = last_status.get(uid).is_some_and(is_ready);
             for (reason, message) in new_failures(last_status.get(uid), &status) {
                 emit_warning(client, pod, &reason, &message).await;

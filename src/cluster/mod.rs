@@ -123,6 +123,25 @@ impl Kube {
             + Clone
             + std::fmt::Debug,
     {
+        let mut out = Vec::new();
+        self.list_pages(ns, selector, |page: Vec<K>| out.extend(page)).await?;
+        Ok(out)
+    }
+
+    /// Hands each page of a list to `each` as it arrives, so a caller that keeps less than the
+    /// whole objects never holds them all.
+    pub async fn list_pages<K>(
+        &self,
+        ns: Option<&str>,
+        selector: Option<&str>,
+        mut each: impl FnMut(Vec<K>),
+    ) -> Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
         let api: Api<K> = match ns {
             Some(ns) => self.api(ns),
             None => Api::all(self.client.clone()),
@@ -131,16 +150,15 @@ impl Kube {
         if let Some(s) = selector {
             lp = lp.labels(s);
         }
-        let mut out = Vec::new();
         loop {
             let page = api.list(&lp).await.map_err(|e| classify(target::<K>("list", ns, None), e))?;
-            out.extend(page.items);
+            each(page.items);
             match page.metadata.continue_ {
                 Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
                 _ => break,
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Warning events in a namespace (the `type` field selector every release serves).

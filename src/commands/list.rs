@@ -27,11 +27,14 @@ pub struct ListArgs {
 pub async fn run(ctx: &Context, args: ListArgs) -> Result<()> {
     let kube = ctx.kube().await?;
     let ns = (!args.all_namespaces).then_some(kube.namespace.as_str());
-    let strategies: Vec<Strategy> = kube.list(ns, args.selector.as_deref()).await?;
-    // One list of versioned Deployments for every task, instead of one request per task.
-    let deployments: Vec<Deployment> =
-        if strategies.is_empty() { vec![] } else { kube.list(ns, Some("version")).await? };
-    let mut views: Vec<_> = strategies.iter().map(|s| task_view(s, &deployments, None, vec![])).collect();
+    // One list of versioned Deployments for every task, instead of one request per task; then
+    // the tasks page by page, each page turned into views and dropped.
+    let deployments: Vec<Deployment> = kube.list(ns, Some("version")).await?;
+    let mut views = Vec::new();
+    kube.list_pages(ns, args.selector.as_deref(), |page: Vec<Strategy>| {
+        views.extend(page.iter().map(|s| task_view(s, &deployments, None, vec![])));
+    })
+    .await?;
     views.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     if views.is_empty() && !args.output.is_machine() {
         match ns {
