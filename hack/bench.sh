@@ -11,4 +11,5 @@ if [ ! -x /usr/bin/time ]; then
 fi
 cargo build --release --bin kubectl-grayscale
 cargo build --release -p grayscale-bench
-target/release/grayscale-bench "$KUBECONFIG" target/release/kubectl-grayscale "$(pwd)"
+# Arguments name scenarios to run alone: takeover list status startup watch.
+target/release/grayscale-bench "$KUBECONFIG" target/release/kubectl-grayscale "$(pwd)" "$@"

@@ -45,11 +45,25 @@ pub fn selector_of(s: &Strategy) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
+/// Sorted, deduplicated, the principal moved to the front: the DestinationRule's subset order,
+/// which decides the default route.
+fn principal_first(mut versions: Vec<String>, principal: Option<&str>) -> Vec<String> {
+    versions.sort();
+    versions.dedup();
+    if let Some(p) = principal
+        && let Some(i) = versions.iter().position(|v| v == p)
+    {
+        let p = versions.remove(i);
+        versions.insert(0, p);
+    }
+    versions
+}
+
 /// Versions with ready pods among the Deployments the Service selects, principal first, as
 /// KubeSphere's DestinationRule controller would list them.
 pub fn ready_versions(svc: &Service, deployments: &[Deployment], principal: Option<&str>) -> Vec<String> {
     let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-    let mut out: Vec<String> = deployments
+    let out: Vec<String> = deployments
         .iter()
         .filter(|d| d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0)
         .filter(|d| {
@@ -63,15 +77,7 @@ pub fn ready_versions(svc: &Service, deployments: &[Deployment], principal: Opti
         })
         .filter_map(version_of)
         .collect();
-    out.sort();
-    out.dedup();
-    if let Some(p) = principal
-        && let Some(i) = out.iter().position(|v| v == p)
-    {
-        let p = out.remove(i);
-        out.insert(0, p);
-    }
-    out
+    principal_first(out, principal)
 }
 
 /// Versions with ready pods among the pods the Service selects, principal first. Pods, not
@@ -79,7 +85,7 @@ pub fn ready_versions(svc: &Service, deployments: &[Deployment], principal: Opti
 /// routes right after a rollout must see the version it just watched become ready.
 pub fn ready_versions_of_pods(svc: &Service, pods: &[Pod], principal: Option<&str>) -> Vec<String> {
     let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-    let mut out: Vec<String> = pods
+    let out: Vec<String> = pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
@@ -95,15 +101,7 @@ pub fn ready_versions_of_pods(svc: &Service, pods: &[Pod], principal: Option<&st
         .filter_map(|p| p.metadata.labels.as_ref()?.get(crate::model::strategy::LABEL_VERSION).cloned())
         .filter(|v| !v.is_empty())
         .collect();
-    out.sort();
-    out.dedup();
-    if let Some(p) = principal
-        && let Some(i) = out.iter().position(|v| v == p)
-    {
-        let p = out.remove(i);
-        out.insert(0, p);
-    }
-    out
+    principal_first(out, principal)
 }
 
 pub struct RoutingOutcome {

@@ -176,6 +176,9 @@ fn main() {
         PathBuf::from(args.next().expect("usage: grayscale-bench KUBECONFIG PLUGIN_BINARY REPO"));
     let plugin = PathBuf::from(args.next().expect("plugin binary"));
     let repo = PathBuf::from(args.next().expect("repository"));
+    // Optional scenario names run only those (and leave BENCHMARKS.md alone).
+    let only: Vec<String> = args.collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let state = kubeconfig.parent().unwrap().to_path_buf();
     // kubectl finds the plugin on PATH under its kubectl name.
     let dir = std::env::temp_dir().join("grayscale-bench-bin");
@@ -195,10 +198,16 @@ fn main() {
         ("status", status),
         ("startup", startup),
     ] {
+        if !wanted(name) {
+            continue;
+        }
         eprintln!("== scenario {name}");
         let row = f(&env);
         measure::print_row(&row);
         rows.push(row);
+    }
+    if !wanted("watch") {
+        return;
     }
     eprintln!("== scenario watch");
     let watch = seed::watch_reaction(&env, 100);
@@ -209,7 +218,9 @@ fn main() {
         pct(&watch, 95),
         pct(&watch, 100)
     );
-    measure::write_report(&env, &rows, &watch);
+    if only.is_empty() {
+        measure::write_report(&env, &rows, &watch);
+    }
 }
 
 pub fn pct(xs: &[Duration], p: usize) -> f64 {

@@ -144,10 +144,7 @@ async fn apply(
                 emit_warning(client, pod, &reason, &message).await;
             }
             if is_ready(&status) && !was_ready {
-                let micros = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_micros())
-                    .unwrap_or(0);
+                let micros = sent.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
                 eprintln!("ready {ns}/{name} {micros}");
             }
             last_status.insert(uid.to_string(), status);

@@ -125,27 +125,8 @@ pub struct CreateArgs {
     /// Canary by traffic: the new version's share in percent, 0-100 (default 50).
     #[arg(long)]
     pub weight: Option<i64>,
-    /// Canary by request: header NAME=VALUE must match exactly. Repeatable.
-    #[arg(long = "header", value_name = "NAME=VALUE")]
-    pub headers: Vec<String>,
-    /// Canary by request: header NAME must match the regular expression RE. Repeatable.
-    #[arg(long = "header-regex", value_name = "NAME=RE")]
-    pub header_regex: Vec<String>,
-    /// Canary by request: the whole Cookie header equals this text.
-    #[arg(long)]
-    pub cookie: Option<String>,
-    /// Canary by request: the whole Cookie header matches this regular expression.
-    #[arg(long, value_name = "RE")]
-    pub cookie_regex: Option<String>,
-    /// Canary by request: the URI starts with this prefix.
-    #[arg(long, value_name = "PREFIX")]
-    pub uri_prefix: Option<String>,
-    /// Canary by request: the URI matches this regular expression.
-    #[arg(long, value_name = "RE")]
-    pub uri_regex: Option<String>,
-    /// Canary by request: client operating systems, comma-separated: windows,linux,macos,android,ios.
-    #[arg(long, value_name = "LIST")]
-    pub os: Option<String>,
+    #[command(flatten)]
+    pub conditions: super::matching::MatchFlags,
     /// Who writes the DestinationRule and VirtualService (see the README).
     #[arg(long, value_enum, default_value_t = RoutingArg::Auto)]
     pub routing: RoutingArg,
@@ -168,7 +149,7 @@ pub struct CreateArgs {
 
 impl CreateArgs {
     fn flags(&self, namespace: Option<String>) -> CreateFlags {
-        CreateFlags {
+        let mut f = CreateFlags {
             name: self.name.clone(),
             namespace,
             service: self.service.clone(),
@@ -185,14 +166,10 @@ impl CreateArgs {
             remove_containers: self.remove_containers.clone(),
             takeover: self.takeover.clone(),
             weight: self.weight,
-            headers: self.headers.clone(),
-            header_regex: self.header_regex.clone(),
-            cookie: self.cookie.clone(),
-            cookie_regex: self.cookie_regex.clone(),
-            uri_prefix: self.uri_prefix.clone(),
-            uri_regex: self.uri_regex.clone(),
-            os: self.os.clone(),
-        }
+            ..CreateFlags::default()
+        };
+        self.conditions.fill(&mut f);
+        f
     }
 }
 
