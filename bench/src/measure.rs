@@ -161,7 +161,8 @@ pub fn write_report(env: &Env, rows: &[Row], watch: &[Duration]) {
         "plane, runs alternating A B A B...). Wall time is the whole command, start-up included; peak RSS\n",
     );
     md.push_str(
-        "is `ru_maxrss` from wait4; requests are counted in the API server's audit log by user agent.\n\n",
+        "is GNU time's maximum resident set size; requests are counted in the API server's audit log by\n\
+         user agent. 12 runs of each command (24 for start-up).\n\n",
     );
     md.push_str(&format!("Machine: {machine}.  \nDate: {}.\n\n", sh("date -u +%Y-%m-%dT%H:%MZ")));
     md.push_str("Reproduce: `hack/bench.sh` (starts the control plane, seeds the fixtures, prints the figures and\nrewrites this file).\n\n");
@@ -185,7 +186,7 @@ pub fn write_report(env: &Env, rows: &[Row], watch: &[Duration]) {
         md.push_str(&format!("| {} | {:.2} |\n", r.scenario, r.a.median_ms() / r.b.median_ms()));
     }
     md.push_str(&format!(
-        "\nWatch reaction (4): time from the simulated kubelet marking a pod Ready (its own timestamp, after\nthe status write returned) to `kubectl grayscale get -w` printing the line, over {} events:\np50 {:.1} ms, p95 {:.1} ms, max {:.1} ms.\n\n",
+        "\nWatch reaction (4): time from the simulated kubelet marking a pod Ready (its own timestamp, taken\nwhen it sends the status write) to `kubectl grayscale get -w` printing the line, over {} events:\np50 {:.1} ms, p95 {:.1} ms, max {:.1} ms.\n\n",
         watch.len(),
         crate::pct(watch, 50),
         crate::pct(watch, 95),

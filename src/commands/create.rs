@@ -2,9 +2,7 @@
 //! routing once the new version is ready.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use clap::{Args, ValueEnum};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
@@ -14,164 +12,18 @@ use crate::cluster::{Kube, Write};
 use crate::error::{Error, Result, Target};
 use crate::model::istio::VirtualService;
 use crate::model::strategy::{ANN_ICON, LABEL_APP, Strategy, TaskType};
-use crate::ops;
-use crate::output::{parse_duration, print, to_json, to_yaml};
+use crate::ops::{self, RoutingChoice};
+use crate::output::{print, to_json, to_yaml};
 use crate::plan::eligibility;
 use crate::plan::routing::RoutingMode;
 use crate::plan::{new_version, task};
 use crate::task::file::TaskFile;
-use crate::task::request::{self, CreateFlags, CreateRequest};
+use crate::task::request::{self, CreateRequest};
 
+mod args;
 mod wait;
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TypeArg {
-    Bluegreen,
-    Canary,
-    Mirror,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DryRun {
-    None,
-    Client,
-    Server,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RoutingArg {
-    /// kubesphere when KubeSphere's controller-manager writes the Service's VirtualService, else client.
-    Auto,
-    /// The plugin writes the DestinationRule and VirtualService itself.
-    Client,
-    /// KubeSphere's controllers route; the plugin writes only what the console writes.
-    Kubesphere,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ObjectFormat {
-    Yaml,
-    Json,
-}
-
-#[derive(Args, Debug)]
-#[command(after_help = "Examples:
-  # Canary: send 10% of the traffic to v2, with a new image for the container \"reviews\"
-  kubectl grayscale create canary reviews-canary --service reviews --version v2 \\
-      --image reviews=example/reviews:2.0 --weight 10
-
-  # Canary by request: Chrome users on Android and requests with x-beta=1 go to v2
-  kubectl grayscale create canary reviews-beta --service reviews --version v2 --header x-beta=1 --os android
-
-  # Blue-green: v2 runs beside v1 and takes no traffic until you take it over
-  kubectl grayscale create bluegreen reviews-bg --service reviews --version v2 --image example/reviews:2.0
-
-  # Mirror live traffic to v2
-  kubectl grayscale create mirror reviews-shadow --service reviews --version v2
-
-  # Everything from a task file (see the README for its schema), flags win over the file
-  kubectl grayscale create canary -f task.yaml --weight 20
-
-  # Print what would be written
-  kubectl grayscale create canary reviews-canary --service reviews --version v2 --dry-run=client -o yaml")]
-pub struct CreateArgs {
-    /// Task type: bluegreen, canary or mirror.
-    #[arg(value_enum)]
-    pub task_type: TypeArg,
-    /// Task name (lowercase letters, digits and '-'); may come from the task file.
-    pub name: Option<String>,
-    /// Task file (YAML) with every setting; `-` reads standard input.
-    #[arg(short = 'f', long = "filename", value_name = "FILE")]
-    pub file: Option<PathBuf>,
-    /// The Service to release.
-    #[arg(long)]
-    pub service: Option<String>,
-    /// The composed app (app.k8s.io Application); defaults to the Service's app.kubernetes.io/name.
-    #[arg(long)]
-    pub app: Option<String>,
-    /// New version number: lowercase letters and digits, at most 16.
-    #[arg(long = "version", value_name = "VERSION")]
-    pub new_version: Option<String>,
-    /// Pod replicas of the new version (default: the old version's).
-    #[arg(long)]
-    pub replicas: Option<i64>,
-    /// Replace a container's image, keeping its other settings: [CONTAINER=]IMAGE. Repeatable.
-    #[arg(long = "image", value_name = "[CONTAINER=]IMAGE")]
-    pub images: Vec<String>,
-    /// CPU request in cores: [CONTAINER=]CORES.
-    #[arg(long, value_name = "[CONTAINER=]CORES")]
-    pub cpu_request: Vec<String>,
-    /// CPU limit in cores: [CONTAINER=]CORES.
-    #[arg(long, value_name = "[CONTAINER=]CORES")]
-    pub cpu_limit: Vec<String>,
-    /// Memory request in MiB: [CONTAINER=]MIB.
-    #[arg(long, value_name = "[CONTAINER=]MIB")]
-    pub memory_request: Vec<String>,
-    /// Memory limit in MiB: [CONTAINER=]MIB.
-    #[arg(long, value_name = "[CONTAINER=]MIB")]
-    pub memory_limit: Vec<String>,
-    /// Image pull policy: [CONTAINER=]IfNotPresent|Always|Never.
-    #[arg(long, value_name = "[CONTAINER=]POLICY")]
-    pub image_pull_policy: Vec<String>,
-    /// Secret with private registry credentials for the new version's pods. Repeatable.
-    #[arg(long = "image-pull-secret", value_name = "SECRET")]
-    pub image_pull_secrets: Vec<String>,
-    /// Remove a container from the new version. Repeatable.
-    #[arg(long = "remove-container", value_name = "CONTAINER")]
-    pub remove_containers: Vec<String>,
-    /// Blue-green: the version that takes all traffic at creation (old or new; default old).
-    #[arg(long, value_name = "old|new")]
-    pub takeover: Option<String>,
-    /// Canary by traffic: the new version's share in percent, 0-100 (default 50).
-    #[arg(long)]
-    pub weight: Option<i64>,
-    #[command(flatten)]
-    pub conditions: super::matching::MatchFlags,
-    /// Who writes the DestinationRule and VirtualService (see the README).
-    #[arg(long, value_enum, default_value_t = RoutingArg::Auto)]
-    pub routing: RoutingArg,
-    /// Print the objects instead of writing them: client (nothing sent) or server (validated by the API server).
-    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client", default_value = "none")]
-    pub dry_run: DryRun,
-    /// Print the written (or dry-run) objects in this format.
-    #[arg(short, long, value_enum)]
-    pub output: Option<ObjectFormat>,
-    /// Return once the objects are written, without following the rollout.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Give up following the rollout after this long (e.g. 90s, 5m).
-    #[arg(long, value_parser = parse_duration, default_value = "5m")]
-    pub timeout: Duration,
-    /// Fail once a pod has been failing (ImagePullBackOff, CrashLoopBackOff...) for this long.
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
-    pub fail_after: Duration,
-}
-
-impl CreateArgs {
-    fn flags(&self, namespace: Option<String>) -> CreateFlags {
-        let mut f = CreateFlags {
-            name: self.name.clone(),
-            namespace,
-            service: self.service.clone(),
-            app: self.app.clone(),
-            version: self.new_version.clone(),
-            replicas: self.replicas,
-            images: self.images.clone(),
-            cpu_request: self.cpu_request.clone(),
-            cpu_limit: self.cpu_limit.clone(),
-            memory_request: self.memory_request.clone(),
-            memory_limit: self.memory_limit.clone(),
-            image_pull_policy: self.image_pull_policy.clone(),
-            image_pull_secrets: self.image_pull_secrets.clone(),
-            remove_containers: self.remove_containers.clone(),
-            takeover: self.takeover.clone(),
-            weight: self.weight,
-            ..CreateFlags::default()
-        };
-        self.conditions.fill(&mut f);
-        f
-    }
-}
+pub use args::{CreateArgs, DryRun, ObjectFormat, TypeArg};
 
 fn task_type(t: TypeArg) -> TaskType {
     match t {
@@ -282,7 +134,7 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
 }
 
 /// Reads what the task needs, checks eligibility, and builds the objects. Writes nothing.
-async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<Plan> {
+async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingChoice) -> Result<Plan> {
     let ns = req.namespace.clone().unwrap_or_else(|| kube.namespace.clone());
     let svc = kube.get::<Service>(&ns, &req.service).await?.ok_or_else(|| Error::NotFound {
         target: Target {
@@ -306,7 +158,7 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<P
         });
     }
     let kubesphere_shape = svc_labels.contains_key(crate::model::strategy::LABEL_APP_NAME);
-    let want_vs = routing != RoutingArg::Kubesphere;
+    let want_vs = routing != RoutingChoice::Kubesphere;
     let app_label_guess = svc_labels
         .get(LABEL_APP)
         .cloned()
@@ -388,9 +240,9 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingArg) -> Result<P
         }
     }
     let client_routing = match routing {
-        RoutingArg::Client => true,
-        RoutingArg::Kubesphere => false,
-        RoutingArg::Auto => !ops::managed_by_kubesphere(existing_vs.as_ref()),
+        RoutingChoice::Client => true,
+        RoutingChoice::Kubesphere => false,
+        RoutingChoice::Auto => !ops::managed_by_kubesphere(existing_vs.as_ref()),
     };
     let old_ready = ops::ready_versions(&svc, &app_deployments, Some(&e.principal));
     Ok(Plan {

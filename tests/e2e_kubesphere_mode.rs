@@ -1,0 +1,129 @@
+//! Routing left to KubeSphere: where KubeSphere's controller-manager writes the Service's
+//! VirtualService, the plugin writes only what the console writes and waits for the controller.
+//! The test plays the controller by writing the VirtualService under its field manager.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn controller_writes_vs(ns: &str, subsets: &[(&str, i64)]) {
+    let route: Vec<_> = subsets
+        .iter()
+        .map(|(s, w)| json!({"destination": {"host": "reviews", "subset": s, "port": {"number": 9080}}, "weight": w}))
+        .collect();
+    let vs = json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": "reviews", "labels": {"app": "reviews"}},
+        "spec": {"hosts": ["reviews"], "http": [{"match": [{"port": 9080}], "route": route}]}
+    });
+    kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=controller-manager",
+            "-n",
+            ns,
+            "-f",
+            "-",
+        ],
+        &vs.to_string(),
+    )
+    .ok();
+}
+
+fn managers(ns: &str) -> Vec<String> {
+    let vs = kubectl(&["get", "virtualservice", "reviews", "-n", ns, "-o", "json", "--show-managed-fields"])
+        .ok()
+        .json();
+    vs["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn create_leaves_routing_to_kubesphere_and_waits_for_its_controller() {
+    let ns = Namespace::new("ksmode");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    controller_writes_vs(n, &[("v1", 100)]);
+    let child = Command::new(BIN)
+        .args([
+            "create",
+            "canary",
+            "rc",
+            "-n",
+            n,
+            "--service",
+            "reviews",
+            "--version",
+            "v2",
+            "--replicas",
+            "1",
+            "--timeout",
+            "60s",
+        ])
+        .env("KUBECONFIG", &plane().kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while get(n, "deployment", "reviews-v2").is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "create wrote no Deployment");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_ready(n, "reviews-v2", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(get(n, "destinationrule", "reviews").is_none(), "the plugin wrote no DestinationRule");
+    controller_writes_vs(n, &[("v1", 50), ("v2", 50)]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("KubeSphere routed the new version"), "{stderr}");
+    assert!(!managers(n).contains(&"kubectl-grayscale".to_string()), "{:?}", managers(n));
+    let s = get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap();
+    assert_eq!(s["spec"]["type"], "Canary");
+
+    // A take-over writes the governor only: KubeSphere's controller owns the routing.
+    grayscale(&["takeover", "rc", "-n", n, "--version", "v1"]).ok();
+    assert_eq!(get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap()["spec"]["governor"], "v1");
+    assert!(!managers(n).contains(&"kubectl-grayscale".to_string()), "{:?}", managers(n));
+    // Other verbs too.
+    grayscale(&["shift", "rc", "-n", n, "--weight", "30"]).ok();
+    assert!(!managers(n).contains(&"kubectl-grayscale".to_string()), "{:?}", managers(n));
+}
+
+#[test]
+fn routing_client_overrides_the_detection() {
+    let ns = Namespace::new("ksforce");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    controller_writes_vs(n, &[("v1", 100)]);
+    grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+        "--routing",
+        "client",
+    ])
+    .ok();
+    assert!(managers(n).contains(&"kubectl-grayscale".to_string()));
+    let vs = get(n, "virtualservice", "reviews").unwrap();
+    assert_eq!(vs["spec"]["http"][0]["route"][1]["destination"]["subset"], "v2");
+}
