@@ -450,3 +450,57 @@ fn status_watch_prints_one_line_per_change_without_a_terminal() {
     assert!(seen.iter().all(|l| !l.contains('\u{1b}')), "no escape codes in line mode");
     assert!(seen.iter().all(|l| l.as_bytes()[2] == b':'), "lines start with a time: {seen:?}");
 }
+
+#[test]
+fn status_watch_reports_warning_events_of_the_tasks_pods() {
+    use std::io::{BufRead, BufReader};
+    let ns = Namespace::new("watchwarn");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--image",
+        "example/nonexistent:2",
+        "--no-wait",
+    ])
+    .ok();
+    let mut child = Command::new(BIN)
+        .args(["status", "rc", "-n", n, "--watch"])
+        .env("KUBECONFIG", &plane().kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        seen.push(l.clone());
+        if l.contains("warning pod/reviews-v2-") && l.contains("Failed:") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("warning pod/reviews-v2-") && l.contains("Failed:")),
+        "{}",
+        seen.join("\n")
+    );
+}

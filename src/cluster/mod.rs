@@ -318,7 +318,20 @@ pub fn target<K: Resource<DynamicType = ()>>(
 pub fn classify(target: Target, e: kube::Error) -> Error {
     match e {
         kube::Error::Api(s) => match s.code {
-            404 => Error::NotFound { target, message: String::new(), hint: None },
+            404 => {
+                // A 404 on a collection or an apply means the resource type itself is missing.
+                let hint = match (target.kind.as_str(), target.action) {
+                    ("Strategy", "list" | "create") => {
+                        Some("the Strategy CRD is not installed here: install it with kubectl grayscale init".to_string())
+                    }
+                    ("VirtualService" | "DestinationRule", "apply") => Some(
+                        "Istio's CRDs are not installed here: install Istio, or let KubeSphere route with --routing kubesphere"
+                            .to_string(),
+                    ),
+                    _ => None,
+                };
+                Error::NotFound { target, message: s.message.clone(), hint }
+            }
             403 => Error::Forbidden { target, message: s.message.clone() },
             409 => Error::Conflict {
                 target,
@@ -331,5 +344,32 @@ pub fn classify(target: Target, e: kube::Error) -> Error {
             _ => Error::Api { target, source: Box::new(kube::Error::Api(s)) },
         },
         other => Error::Api { target, source: Box::new(other) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("the server could not find the requested resource", "NotFound")
+                .with_code(code),
+        ))
+    }
+
+    #[test]
+    fn a_missing_strategy_type_points_to_init() {
+        let e = classify(target::<crate::model::strategy::Strategy>("list", Some("ns"), None), status(404));
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.hint().unwrap().contains("kubectl grayscale init"));
+    }
+
+    #[test]
+    fn forbidden_and_conflict_are_told_apart() {
+        let t = || target::<crate::model::strategy::Strategy>("update", Some("ns"), Some("x"));
+        assert_eq!(classify(t(), status(403)).exit_code(), 5);
+        assert_eq!(classify(t(), status(409)).exit_code(), 4);
+        assert_eq!(classify(t(), status(500)).exit_code(), 1);
     }
 }

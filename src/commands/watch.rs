@@ -27,6 +27,7 @@ enum Change {
     Deployment(Box<Event<Deployment>>),
     Pod(Box<Event<Pod>>),
     Routing(Box<Event<VirtualService>>),
+    Warning(Box<Event<k8s_openapi::api::core::v1::Event>>),
 }
 
 /// The lines that describe a view; a change prints the lines that are new.
@@ -48,6 +49,9 @@ pub fn lines(v: &TaskView) -> Vec<String> {
             if p.port == 0 { "*".into() } else { p.port.to_string() },
             w.join(" ")
         ));
+    }
+    for e in &v.events {
+        out.push(format!("warning {} {}: {}", e.object, e.reason, e.message));
     }
     for p in &v.pods {
         let mut l = format!("pod {} {} {}", p.version, p.name, p.state);
@@ -101,13 +105,20 @@ pub async fn run(kube: &Kube, ns: &str, name: &str, color: bool) -> Result<()> {
         stream(Api::<Pod>::namespaced(client.clone(), ns), watcher::Config::default().labels(&selector))
             .map(|e| e.map(|e| Change::Pod(Box::new(e))))
             .boxed(),
-        stream(Api::<VirtualService>::namespaced(client, ns), by_name(&app))
+        stream(Api::<VirtualService>::namespaced(client.clone(), ns), by_name(&app))
             .map(|e| e.map(|e| Change::Routing(Box::new(e))))
             .boxed(),
+        stream(
+            Api::<k8s_openapi::api::core::v1::Event>::namespaced(client, ns),
+            watcher::Config::default().fields("type=Warning"),
+        )
+        .map(|e| e.map(|e| Change::Warning(Box::new(e))))
+        .boxed(),
     ]);
     let tty = std::io::stdout().is_terminal();
     let mut task = Some(s);
     let (mut deployments, mut pods, mut vs) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let mut warnings = BTreeMap::new();
     let mut shown: Vec<String> = Vec::new();
     while let Some(ev) = events.next().await {
         let ev = ev.map_err(|e| Error::Partial {
@@ -126,12 +137,16 @@ pub async fn run(kube: &Kube, ns: &str, name: &str, color: bool) -> Result<()> {
             Change::Deployment(e) => upsert(&mut deployments, *e),
             Change::Pod(e) => upsert(&mut pods, *e),
             Change::Routing(e) => upsert(&mut vs, *e),
+            Change::Warning(e) => upsert(&mut warnings, *e),
         }
         let Some(t) = &task else { continue };
         let deps: Vec<Deployment> = deployments.values().cloned().collect();
         let mut pod_views: Vec<_> = pods.values().map(pod_view).collect();
         pod_views.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
-        let view = task_view(t, &deps, vs.values().next(), pod_views);
+        let events: Vec<_> = warnings.values().cloned().collect();
+        let recent = crate::view::task::warning_events(&events, &pod_views, 5);
+        let mut view = task_view(t, &deps, vs.values().next(), pod_views);
+        view.events = recent;
         if tty {
             let now = k8s_openapi::jiff::Timestamp::now().as_second();
             print(&format!("\x1b[H\x1b[2J{}", render::status(&view, Format::Table, now, color)));
