@@ -143,38 +143,6 @@ pub async fn write_routing(kube: &Kube, ns: &str, r: &RoutingOutcome, write: Wri
     Ok(())
 }
 
-/// Fetches the Service, its Deployments and its VirtualService, and re-derives its routing.
-pub async fn sync_routing(
-    kube: &Kube,
-    ns: &str,
-    strategy: Option<&Strategy>,
-    service: Option<&str>,
-    write: Write,
-) -> Result<RoutingOutcome> {
-    let svc_name = service.or(strategy.and_then(|s| s.service())).unwrap_or_default().to_string();
-    let svc = kube.get::<Service>(ns, &svc_name).await?.ok_or_else(|| Error::NotFound {
-        target: Target {
-            action: "read",
-            kind: "Service".into(),
-            namespace: Some(ns.into()),
-            name: Some(svc_name.clone()),
-        },
-        message: String::new(),
-        hint: Some("the task's Service is gone: offline the task".into()),
-    })?;
-    let app = strategy.map(app_label).unwrap_or_else(|| svc_name.clone());
-    let app_selector = format!("{LABEL_APP}={app}");
-    let (pods, vs) = tokio::try_join!(
-        kube.list::<Pod>(Some(ns), Some(&app_selector)),
-        kube.get::<VirtualService>(ns, &app)
-    )?;
-    let principal = strategy.and_then(|s| s.spec.principal.clone());
-    let ready = ready_versions_of_pods(&svc, &pods, principal.as_deref());
-    let outcome = plan_routing(&svc, &app, strategy, &ready, vs.as_ref());
-    write_routing(kube, ns, &outcome, write).await?;
-    Ok(outcome)
-}
-
 /// Whether KubeSphere's controller-manager writes this VirtualService (it does for every
 /// mesh-enabled Service under KubeSphere). Client routing would fight it.
 pub fn managed_by_kubesphere(vs: Option<&VirtualService>) -> bool {
@@ -258,23 +226,8 @@ pub async fn update_task(
 /// Routing after a task changed. Client mode re-derives and writes the routing objects;
 /// kubesphere mode leaves it to KubeSphere's controllers.
 pub async fn route_task(kube: &Kube, ns: &str, s: &Strategy, choice: RoutingChoice) -> Result<RoutedBy> {
-    let svc_name = s.service().unwrap_or_default().to_string();
     let app = app_label(s);
-    let svc = kube.get::<Service>(ns, &svc_name).await?.ok_or_else(|| Error::NotFound {
-        target: Target {
-            action: "read",
-            kind: "Service".into(),
-            namespace: Some(ns.into()),
-            name: Some(svc_name.clone()),
-        },
-        message: String::new(),
-        hint: Some("the task's Service is gone: offline the task".into()),
-    })?;
-    let app_selector = format!("{LABEL_APP}={app}");
-    let (pods, vs) = tokio::try_join!(
-        kube.list::<Pod>(Some(ns), Some(&app_selector)),
-        kube.get::<VirtualService>(ns, &app)
-    )?;
+    let (svc, pods, vs) = fetch_routing(kube, ns, s.service().unwrap_or_default(), &app).await?;
     let kubesphere = match choice {
         RoutingChoice::Client => false,
         RoutingChoice::Kubesphere => true,
@@ -287,6 +240,33 @@ pub async fn route_task(kube: &Kube, ns: &str, s: &Strategy, choice: RoutingChoi
     let outcome = plan_routing(&svc, &app, Some(s), &ready, vs.as_ref());
     write_routing(kube, ns, &outcome, Write::Real).await?;
     Ok(RoutedBy::Client(Box::new(outcome)))
+}
+
+/// What routing is derived from: the Service, the app's pods (readiness per version) and the
+/// current VirtualService (fields users added, and who writes it).
+pub async fn fetch_routing(
+    kube: &Kube,
+    ns: &str,
+    svc_name: &str,
+    app: &str,
+) -> Result<(Service, Vec<Pod>, Option<VirtualService>)> {
+    let app_selector = format!("{LABEL_APP}={app}");
+    let (svc, pods, vs) = tokio::try_join!(
+        kube.get::<Service>(ns, svc_name),
+        kube.list::<Pod>(Some(ns), Some(&app_selector)),
+        kube.get::<VirtualService>(ns, app)
+    )?;
+    let svc = svc.ok_or_else(|| Error::NotFound {
+        target: Target {
+            action: "read",
+            kind: "Service".into(),
+            namespace: Some(ns.into()),
+            name: Some(svc_name.to_string()),
+        },
+        message: String::new(),
+        hint: Some("the task's Service is gone: offline the task".into()),
+    })?;
+    Ok((svc, pods, vs))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -2,7 +2,6 @@ use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::Api;
 use kube::runtime::wait::await_condition;
 
@@ -152,12 +151,8 @@ async fn wait_routed_away(
 
 /// Client mode, task gone: the Service's default route, to the kept version only.
 async fn final_routing(kube: &Kube, ns: &str, s: &Strategy, keep: &str, loser: &str) -> Result<()> {
-    let svc_name = s.service().unwrap_or_default();
-    let Some(svc) = kube.get::<Service>(ns, svc_name).await? else { return Ok(()) };
     let app = ops::app_label(s);
-    let selector = format!("{LABEL_APP}={app}");
-    let (pods, vs) =
-        tokio::try_join!(kube.list::<Pod>(Some(ns), Some(&selector)), kube.get::<VirtualService>(ns, &app))?;
+    let (svc, pods, vs) = ops::fetch_routing(kube, ns, s.service().unwrap_or_default(), &app).await?;
     let ready: Vec<String> =
         ops::ready_versions_of_pods(&svc, &pods, Some(keep)).into_iter().filter(|v| v != loser).collect();
     let outcome = ops::plan_routing(&svc, &app, None, &ready, vs.as_ref());

@@ -1,9 +1,8 @@
 use clap::Args;
 
 use super::Context;
-use crate::cluster::Write;
 use crate::error::Result;
-use crate::ops;
+use crate::ops::{self, RoutedBy, RoutingChoice};
 use crate::plan::routing::RoutingMode;
 
 #[derive(Args, Debug)]
@@ -15,13 +14,25 @@ kubectl grayscale sync reviews-canary -n bookinfo"
 pub struct SyncArgs {
     /// The task's name.
     pub name: String,
+    /// Who writes the routing objects (see the README); `client` overrides the detection.
+    #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
+    pub routing: RoutingChoice,
 }
 
 pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
     let s = ops::get_task(&kube, &ns, &args.name).await?;
-    let outcome = ops::sync_routing(&kube, &ns, Some(&s), None, Write::Real).await?;
+    let outcome = match ops::route_task(&kube, &ns, &s, args.routing).await? {
+        RoutedBy::Client(o) => o,
+        RoutedBy::Kubesphere => {
+            ctx.ui.info(&format!(
+                "KubeSphere's controllers route task {}: nothing written (--routing client overrides)",
+                args.name
+            ));
+            return Ok(());
+        }
+    };
     match outcome.mode {
         RoutingMode::Task => {
             ctx.ui.info(&format!("routing of {} follows task {}", outcome.service, args.name))
