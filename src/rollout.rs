@@ -169,8 +169,9 @@ impl Display {
         for (_, b) in std::mem::take(&mut self.pod_bars) {
             b.finish();
         }
+        // Abandon, not finish: a failed rollout must keep showing how many pods were ready.
         if let Some(b) = &self.main {
-            b.finish();
+            b.abandon();
         }
     }
 }

@@ -53,9 +53,10 @@ impl Bar {
         }
     }
 
+    /// Leaves the bar where the shift stopped (indicatif's `finish` would fill it).
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
-            b.finish();
+            b.abandon();
         }
     }
 }

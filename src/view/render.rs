@@ -207,6 +207,13 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
             out.push_str(&format!("  port {port:<5} {}  {label}{mirror}\n", split_bar(&w, 30, color)));
         }
     }
+    let new_unready = v.versions.iter().any(|x| x.role == "new" && x.ready == 0);
+    if new_unready && v.policy == crate::model::strategy::POLICY_WAIT && v.governor.is_none() {
+        out.push_str(&format!(
+            "  routing waits for {} to have ready pods (WaitForWorkloadReady)\n",
+            v.new_version.as_deref().unwrap_or("the new version")
+        ));
+    }
     if !v.events.is_empty() {
         out.push('\n');
         out.push_str(&format!("{}\n", b("Recent warnings")));
