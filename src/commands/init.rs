@@ -61,3 +61,20 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_strategy_crd_parses_and_serves_v1alpha2() {
+        let crd = strategy_crd();
+        assert_eq!(crd.metadata.name.as_deref(), Some(CRD_NAME));
+        let v = &crd.spec.versions[0];
+        assert_eq!((v.name.as_str(), v.served, v.storage), ("v1alpha2", true, true));
+        let schema = serde_json::to_value(&v.schema).unwrap();
+        let spec = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert_eq!(spec["governor"]["type"], "string");
+        assert!(spec["template"]["properties"]["spec"]["properties"]["http"].is_object());
+    }
+}
