@@ -251,11 +251,11 @@ pub async fn fetch_routing(
     app: &str,
 ) -> Result<(Service, Vec<Pod>, Option<VirtualService>)> {
     let app_selector = format!("{LABEL_APP}={app}");
-    let (svc, pods, vs) = tokio::try_join!(
-        kube.get::<Service>(ns, svc_name),
-        kube.list::<Pod>(Some(ns), Some(&app_selector)),
-        kube.get::<VirtualService>(ns, app)
-    )?;
+    // One after the other on the client's kept-alive connection: concurrent requests each open
+    // a TLS connection of their own, which measured slower (see BENCHMARKS.md).
+    let svc = kube.get::<Service>(ns, svc_name).await?;
+    let pods = kube.list::<Pod>(Some(ns), Some(&app_selector)).await?;
+    let vs = kube.get::<VirtualService>(ns, app).await?;
     let svc = svc.ok_or_else(|| Error::NotFound {
         target: Target {
             action: "read",

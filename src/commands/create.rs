@@ -174,13 +174,13 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingChoice) -> Resul
     };
     let vs_fut =
         async { if want_vs { kube.get::<VirtualService>(&ns, &app_label_guess).await } else { Ok(None) } };
+    // One after the other on the client's kept-alive connection: concurrent requests each open
+    // a TLS connection of their own, which measured slower (see BENCHMARKS.md).
     // The whole namespace: the new Deployment's name must be free even if another app uses it.
-    let (all_deployments, strategies, application, existing_vs) = tokio::try_join!(
-        kube.list::<Deployment>(Some(&ns), None),
-        kube.list::<Strategy>(Some(&ns), None),
-        app_fut,
-        vs_fut,
-    )?;
+    let all_deployments = kube.list::<Deployment>(Some(&ns), None).await?;
+    let strategies = kube.list::<Strategy>(Some(&ns), None).await?;
+    let application = app_fut.await?;
+    let existing_vs = vs_fut.await?;
     if req.app.is_some() && kubesphere_shape && application.is_none() {
         return Err(Error::Ineligible {
             what: format!(

@@ -36,12 +36,12 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
     let app = ops::app_label(&s);
     let selector = ops::selector_of(&s);
     let app_selector = format!("app={app}");
-    let (deployments, vs, pods, events) = tokio::try_join!(
-        kube.list::<Deployment>(Some(&ns), Some(&app_selector)),
-        kube.get::<VirtualService>(&ns, &app),
-        kube.list::<Pod>(Some(&ns), Some(&selector)),
-        kube.warning_events(&ns),
-    )?;
+    // One after the other on the client's kept-alive connection: concurrent requests each open
+    // a TLS connection of their own, which measured slower (see BENCHMARKS.md).
+    let deployments = kube.list::<Deployment>(Some(&ns), Some(&app_selector)).await?;
+    let vs = kube.get::<VirtualService>(&ns, &app).await?;
+    let pods = kube.list::<Pod>(Some(&ns), Some(&selector)).await?;
+    let events = kube.warning_events(&ns).await?;
     let mut pods: Vec<_> = pods.iter().map(pod_view).collect();
     pods.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
     let recent = crate::view::task::warning_events(&events, &pods, 5);
