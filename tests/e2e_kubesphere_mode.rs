@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -54,32 +53,24 @@ fn create_leaves_routing_to_kubesphere_and_waits_for_its_controller() {
     let n = ns.name.as_str();
     bookinfo(n);
     controller_writes_vs(n, &[("v1", 100)]);
-    let child = Command::new(BIN)
-        .args([
-            "create",
-            "canary",
-            "rc",
-            "-n",
-            n,
-            "--service",
-            "reviews",
-            "--version",
-            "v2",
-            "--replicas",
-            "1",
-            "--timeout",
-            "60s",
-        ])
-        .env("KUBECONFIG", &plane().kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while get(n, "deployment", "reviews-v2").is_none() {
-        assert!(start.elapsed() < Duration::from_secs(30), "create wrote no Deployment");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let child = spawn_grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+        "--timeout",
+        "60s",
+    ]);
+    wait_for("create to write the Deployment", Duration::from_secs(30), || {
+        get(n, "deployment", "reviews-v2").is_some()
+    });
     wait_ready(n, "reviews-v2", Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));
     assert!(get(n, "destinationrule", "reviews").is_none(), "the plugin wrote no DestinationRule");

@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -300,27 +300,12 @@ fn concurrent_relative_shifts_lose_no_update() {
     assert_eq!(h.as_array().unwrap().len(), 4);
 }
 
-fn wait_for(what: &str, timeout: Duration, f: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_gradual_shift_stops_and_reverts_when_the_new_version_loses_a_pod() {
     let ns = Namespace::new("gate");
     let n = ns.name.as_str();
     canary(n, "10");
-    let p = plane();
-    let child = Command::new(BIN)
-        .args(["shift", "rc", "-n", n, "--to", "100", "--step", "30", "--interval", "3s"])
-        .env("KUBECONFIG", &p.kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_grayscale(&["shift", "rc", "-n", n, "--to", "100", "--step", "30", "--interval", "3s"]);
     wait_for("the first step", Duration::from_secs(20), || weights(n, "rc").1 == 40);
     std::thread::sleep(Duration::from_millis(300));
     let pods = kubectl(&["get", "pods", "-n", n, "-l", "app=reviews,version=v2", "-o", "name"]).ok();
@@ -340,14 +325,7 @@ fn interrupting_a_gradual_shift_stops_at_a_step_boundary_with_exit_130() {
     let ns = Namespace::new("sigint");
     let n = ns.name.as_str();
     canary(n, "0");
-    let p = plane();
-    let child = Command::new(BIN)
-        .args(["shift", "rc", "-n", n, "--to", "100", "--step", "25", "--interval", "2s"])
-        .env("KUBECONFIG", &p.kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_grayscale(&["shift", "rc", "-n", n, "--to", "100", "--step", "25", "--interval", "2s"]);
     wait_for("the second step", Duration::from_secs(20), || weights(n, "rc").1 == 50);
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
@@ -403,42 +381,14 @@ fn the_verbs_work_on_console_written_tasks() {
 
 #[test]
 fn status_watch_prints_one_line_per_change_without_a_terminal() {
-    use std::io::{BufRead, BufReader};
     let ns = Namespace::new("watch");
     let n = ns.name.as_str();
     canary(n, "20");
-    let p = plane();
-    let mut child = Command::new(BIN)
-        .args(["get", "rc", "-n", n, "-w"])
-        .env("KUBECONFIG", &p.kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
+    let mut child = spawn_grayscale(&["get", "rc", "-n", n, "-w"]);
+    let mut lines = Lines::of(&mut child);
     let mut wait_line = |want: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(l) => {
-                    seen.push(l.clone());
-                    if l.contains(want) {
-                        return;
-                    }
-                }
-                Err(_) => panic!("no line with {want:?}; saw:\n{}", seen.join("\n")),
-            }
-        }
+        let found = lines.until(Duration::from_secs(20), |l| l.contains(want));
+        assert!(found, "no line with {want:?}; saw:\n{}", lines.seen.join("\n"));
     };
     wait_line("routing port 9080 v1 80% v2 20%");
     grayscale(&["shift", "rc", "-n", n, "--weight", "50"]).ok();
@@ -447,16 +397,17 @@ fn status_watch_prints_one_line_per_change_without_a_terminal() {
     wait_line("version v2 reviews-v2 ready 3/3");
     child.kill().unwrap();
     let _ = child.wait();
+    let seen = &lines.seen;
     assert!(seen.iter().all(|l| !l.contains('\u{1b}')), "no escape codes in line mode");
     assert!(seen.iter().all(|l| l.as_bytes()[2] == b':'), "lines start with a time: {seen:?}");
 }
 
 #[test]
 fn status_watch_reports_warning_events_of_the_tasks_pods() {
-    use std::io::{BufRead, BufReader};
     let ns = Namespace::new("watchwarn");
     let n = ns.name.as_str();
     bookinfo(n);
+    let image = "example/nonexistent:2";
     grayscale(&[
         "create",
         "canary",
@@ -468,39 +419,15 @@ fn status_watch_reports_warning_events_of_the_tasks_pods() {
         "--version",
         "v2",
         "--image",
-        "example/nonexistent:2",
+        image,
         "--no-wait",
     ])
     .ok();
-    let mut child = Command::new(BIN)
-        .args(["status", "rc", "-n", n, "--watch"])
-        .env("KUBECONFIG", &plane().kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        seen.push(l.clone());
-        if l.contains("warning pod/reviews-v2-") && l.contains("Failed:") {
-            break;
-        }
-    }
+    let mut child = spawn_grayscale(&["status", "rc", "-n", n, "--watch"]);
+    let mut lines = Lines::of(&mut child);
+    let warned = |l: &str| l.contains("warning pod/reviews-v2-") && l.contains("Failed:");
+    let found = lines.until(Duration::from_secs(20), warned);
     child.kill().unwrap();
     let _ = child.wait();
-    assert!(
-        seen.iter().any(|l| l.contains("warning pod/reviews-v2-") && l.contains("Failed:")),
-        "{}",
-        seen.join("\n")
-    );
+    assert!(found, "{}", lines.seen.join("\n"));
 }

@@ -337,3 +337,60 @@ pub fn console_task(ns: &str, fixture: &str, svc: &str) {
     kubectl_stdin(&["create", "-n", ns, "-f", "-"], &d.to_string()).ok();
     wait_ready(ns, &format!("{svc}-v2"), Duration::from_secs(60));
 }
+
+/// Starts the plugin in the background against the plane, stdout and stderr piped.
+pub fn spawn_grayscale(args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .env("KUBECONFIG", &plane().kubeconfig)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kubectl-grayscale")
+}
+
+/// Polls `f` (a check of cluster state, read through kubectl) until it holds.
+#[track_caller]
+pub fn wait_for(what: &str, timeout: Duration, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A background command's stdout, line by line as it comes.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn of(child: &mut std::process::Child) -> Self {
+        use std::io::{BufRead, BufReader};
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx, seen: Vec::new() }
+    }
+
+    /// Reads until a line satisfies `want`; false if none did within `timeout`.
+    pub fn until(&mut self, timeout: Duration, want: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while let Ok(l) = self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let hit = want(&l);
+            self.seen.push(l);
+            if hit {
+                return true;
+            }
+        }
+        false
+    }
+}
