@@ -183,3 +183,15 @@ fn init_is_idempotent_and_names_the_missing_permission() {
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(r.stderr.contains("CustomResourceDefinition"), "{}", r.stderr);
 }
+
+#[test]
+fn an_old_version_scaled_to_zero_gives_a_new_version_with_nothing_to_wait_for() {
+    let ns = Namespace::new("zero");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    kubectl(&["scale", "deployment", "reviews-v1", "-n", n, "--replicas", "0"]).ok();
+    let r = grayscale(&["create", "canary", "rc", "-n", n, "--service", "reviews", "--version", "v2"]).ok();
+    assert!(r.stderr.contains("reviews-v2 has 0 replicas"), "{}", r.stderr);
+    assert!(r.stderr.contains("kubectl grayscale sync rc"), "{}", r.stderr);
+    assert_eq!(get(n, "deployment", "reviews-v2").unwrap()["spec"]["replicas"], 0);
+}

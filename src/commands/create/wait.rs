@@ -31,6 +31,14 @@ pub async fn follow(
     let ns = &p.namespace;
     let deploy = p.deployment.metadata.name.clone().unwrap_or_default();
     let desired = p.deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if desired <= 0 {
+        // Copied from an old version scaled to zero: there is nothing to become ready.
+        ctx.ui.warn(&format!(
+            "{deploy} has 0 replicas, so routing stays on {}; scale it up, then route it with: kubectl grayscale sync {} -n {ns}",
+            p.principal, req.name
+        ));
+        return Ok(());
+    }
     let mut display = Display::new(ctx.ui.progress, ctx.ui.err_color(), &deploy, desired);
     let mut tracker = Tracker::default();
     let mut watch = pod_events(kube, ns, &selector(p));
