@@ -271,3 +271,79 @@ mod tests {
         assert_eq!(seconds_since(Some("2026-01-01T00:00:00Z"), 1_767_225_660), Some(60));
     }
 }
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+    use crate::view::task::{PortRouting, RoutingView, VersionView, Weight};
+
+    fn view() -> TaskView {
+        let w = |v: &str, n: i32| Weight { version: v.into(), weight: n };
+        let ver = |v: &str, role: &str, ready: i32| VersionView {
+            version: v.into(),
+            role: role.into(),
+            workload: format!("reviews-{v}"),
+            replicas: 3,
+            ready,
+            available: ready,
+            exists: true,
+        };
+        TaskView {
+            name: "reviews-canary".into(),
+            namespace: "demo".into(),
+            task_type: "canary".into(),
+            service: "reviews".into(),
+            app: Some("bookinfo".into()),
+            old_version: "v1".into(),
+            new_version: Some("v2".into()),
+            governor: None,
+            policy: "WaitForWorkloadReady".into(),
+            routing: RoutingView {
+                mode: "ratio".into(),
+                weights: vec![w("v1", 80), w("v2", 20)],
+                matches: None,
+                mirror: None,
+            },
+            versions: vec![ver("v1", "old", 3), ver("v2", "new", 2)],
+            created_at: Some("2026-01-01T00:00:00Z".into()),
+            live_routing: vec![PortRouting {
+                port: 9080,
+                weights: vec![w("v1", 80), w("v2", 20)],
+                mirror: None,
+            }],
+            pods: vec![],
+            events: vec![],
+        }
+    }
+
+    const NOW: i64 = 1_767_225_600 + 300;
+
+    #[test]
+    fn the_list_table_reads_like_kubectl() {
+        let out = list(&[view()], Format::Table, true, NOW, false);
+        assert_eq!(
+            out,
+            "NAMESPACE   NAME             TYPE     SERVICE   VERSIONS   READY            TRAFFIC         GOVERNOR   POLICY                 AGE\n\
+             demo        reviews-canary   canary   reviews   v1 -> v2   v1 3/3, v2 2/3   v1 80% v2 20%   -          WaitForWorkloadReady   5m\n"
+        );
+    }
+
+    #[test]
+    fn the_status_text_shows_versions_routing_and_bars() {
+        let out = status(&view(), Format::Table, NOW, false);
+        assert_eq!(
+            out,
+            "Task  demo/reviews-canary  (canary, age 5m)\n\
+             Service  reviews  (app bookinfo)\n\
+             Policy  WaitForWorkloadReady   Governor  -\n\
+             Traffic  v1 80% v2 20%\n\
+             \n\
+             VERSION   ROLE   WORKLOAD     READY              AVAILABLE\n\
+             v1        old    reviews-v1   [██████████] 3/3   3\n\
+             v2        new    reviews-v2   [███████░░░] 2/3   2\n\
+             \n\
+             Routing now (VirtualService)\n  \
+             port 9080  ████████████████████████░░░░░░  v1 80%  v2 20%\n"
+        );
+    }
+}
