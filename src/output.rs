@@ -83,10 +83,6 @@ impl Ui {
         self.color || (self.progress == Progress::Bars && std::env::var("NO_COLOR").is_err())
     }
 
-    pub fn paint(&self, s: &str, color: Color) -> String {
-        paint(self.color, s, color)
-    }
-
     pub fn warn(&self, msg: &str) {
         let label = paint(self.err_color(), "warning:", Color::Yellow);
         eprintln!("{label} {msg}");
