@@ -78,3 +78,26 @@ fn a_closed_pipe_ends_quietly() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn missing_files_in_kubeconfig_are_skipped_as_kubectl_does() {
+    let dir = std::env::temp_dir().join(format!("grayscale-kc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = dir.join("config");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\n\
+         users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: ns}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let list = format!("{}:{}", dir.join("missing").display(), kc.display());
+    let out = Command::new(BIN)
+        .args(["list", "--request-timeout", "2s"])
+        .env("KUBECONFIG", &list)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The configuration loads; the (unreachable) server is what fails.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("could not be reached"), "{err}");
+}

@@ -58,7 +58,7 @@ impl Kube {
         let kc = match &o.kubeconfig {
             Some(path) => kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
-            None => kube::config::Kubeconfig::read().map_err(|e| Error::Config(e.to_string()))?,
+            None => read_kubeconfig().map_err(|e| Error::Config(e.to_string()))?,
         };
         let user = o
             .user
@@ -290,6 +290,23 @@ impl Kube {
         }
         api.patch(&name, &pp, &Patch::Apply(crd)).await.map_err(|e| classify(crd_target("create", &name), e))
     }
+}
+
+/// KUBECONFIG as kubectl reads it: files that do not exist are skipped (kube's own reader fails
+/// on them) and the rest merged in order; when none exists, the error names the first.
+fn read_kubeconfig() -> Result<kube::config::Kubeconfig, kube::config::KubeconfigError> {
+    use kube::config::Kubeconfig;
+    let listed: Vec<std::path::PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default();
+    let Some(first) = listed.first() else { return Kubeconfig::read() };
+    let existing: Vec<&std::path::PathBuf> = listed.iter().filter(|p| p.exists()).collect();
+    if existing.is_empty() {
+        return Kubeconfig::read_from(first);
+    }
+    existing
+        .into_iter()
+        .try_fold(Kubeconfig::default(), |merged, p| Kubeconfig::read_from(p).and_then(|c| merged.merge(c)))
 }
 
 fn context_user(kc: &kube::config::Kubeconfig, context: Option<&str>) -> Option<String> {
