@@ -20,6 +20,24 @@ pub fn bookinfo(env: &Env, ns: &str) {
     env.kubectl_ok(&["wait", "-n", ns, "--for=condition=Available", "deployment", "--all", "--timeout=120s"]);
 }
 
+/// Bookinfo in `ns` with the canary task `t`: v2 at one replica next to v1.
+pub fn canary(env: &Env, ns: &str) {
+    bookinfo(env, ns);
+    env.plugin_ok(&[
+        "create",
+        "canary",
+        "t",
+        "-n",
+        ns,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+    ]);
+}
+
 fn strategy(i: usize) -> serde_json::Value {
     let d = |s: &str, w: i64| json!({"destination": {"host": "reviews", "subset": s}, "weight": w});
     json!({
@@ -103,20 +121,7 @@ fn kubelet_ready_times(env: &Env) -> HashMap<String, i64> {
 /// `kubectl grayscale get -w` prints one line per change; returns the reaction times.
 pub fn watch_reaction(env: &Env, events: usize) -> Vec<Duration> {
     let ns = "bench-watch";
-    bookinfo(env, ns);
-    env.plugin_ok(&[
-        "create",
-        "canary",
-        "t",
-        "-n",
-        ns,
-        "--service",
-        "reviews",
-        "--version",
-        "v2",
-        "--replicas",
-        "1",
-    ]);
+    canary(env, ns);
     let mut child = env
         .plugin(&["get", "t", "-n", ns, "-w"])
         .stdout(Stdio::piped())
