@@ -59,20 +59,7 @@ const RUNS: usize = 12;
 
 fn takeover(env: &Env) -> Row {
     let ns = "bench-takeover";
-    seed::bookinfo(env, ns);
-    env.plugin_ok(&[
-        "create",
-        "canary",
-        "t",
-        "-n",
-        ns,
-        "--service",
-        "reviews",
-        "--version",
-        "v2",
-        "--replicas",
-        "1",
-    ]);
+    seed::canary(env, ns);
     let mut a = Runs::new("kubectl grayscale takeover");
     let mut b = Runs::new("kubectl patch virtualservice (one subset)");
     for i in 0..RUNS {
