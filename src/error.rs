@@ -69,8 +69,13 @@ pub enum Error {
     #[error("{message}")]
     Rollout { message: String, hint: String },
 
+    /// A step failed after an earlier write succeeded; `source` is the failure itself.
+    #[error("{message}{}", cause(.source))]
+    Partial { message: String, hint: String, source: Option<Box<Error>> },
+
+    /// A watch broke off; nothing was written.
     #[error("{message}")]
-    Partial { message: String, hint: String },
+    Watch { message: String, hint: String },
 
     #[error("health gate: {message}")]
     HealthGate { message: String, hint: String },
@@ -88,6 +93,10 @@ fn api_message(e: &kube::Error) -> String {
         kube::Error::Api(s) if !s.message.is_empty() => format!("{} ({} {})", s.message, s.code, s.reason),
         other => other.to_string(),
     }
+}
+
+fn cause(source: &Option<Box<Error>>) -> String {
+    source.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -126,20 +135,26 @@ impl Error {
             Error::Conflict { .. } => exit::CONFLICT,
             Error::Forbidden { .. } => exit::FORBIDDEN,
             Error::Rollout { .. } => exit::ROLLOUT,
+            // Missing permissions stay recognisable: the on-call user must ask for them.
+            Error::Partial { source: Some(e), .. } if e.exit_code() == exit::FORBIDDEN => exit::FORBIDDEN,
             Error::Partial { .. } => exit::PARTIAL,
             Error::Config(_) => exit::CONFIG,
             Error::HealthGate { .. } => exit::HEALTH_GATE,
             Error::Interrupted { .. } => exit::INTERRUPTED,
-            Error::Api { .. } | Error::Io(_) => exit::FAILURE,
+            Error::Api { .. } | Error::Watch { .. } | Error::Io(_) => exit::FAILURE,
         }
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Invalid(_) => Some("run the command with --help for the accepted values".into()),
+            Error::Partial { hint, source, .. } => Some(match source.as_ref().and_then(|e| e.hint()) {
+                Some(h) => format!("{h}; then {hint}"),
+                None => hint.clone(),
+            }),
             Error::Ineligible { hint, .. }
+            | Error::Watch { hint, .. }
             | Error::Rollout { hint, .. }
-            | Error::Partial { hint, .. }
             | Error::HealthGate { hint, .. }
             | Error::Interrupted { hint, .. } => Some(hint.clone()),
             Error::NotFound { hint, .. } | Error::Conflict { hint, .. } => hint.clone(),

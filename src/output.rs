@@ -64,6 +64,8 @@ pub fn progress_mode(stderr_is_tty: bool, in_ci: bool, machine_output: bool) -> 
 #[derive(Clone, Copy, Debug)]
 pub struct Ui {
     pub color: bool,
+    /// Colour on stderr (warnings, errors, progress): its own terminal decides under `auto`.
+    pub err_color: bool,
     pub progress: Progress,
 }
 
@@ -74,13 +76,14 @@ impl Ui {
         let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
         Ui {
             color: use_color(choice, std::io::stdout().is_terminal() && !machine_output, no_color.as_deref()),
+            err_color: use_color(choice, stderr_tty && !in_ci, no_color.as_deref()),
             progress: progress_mode(stderr_tty, in_ci, machine_output),
         }
     }
 
     /// Colour for stderr lines (progress, warnings) follows stderr's own terminal.
     pub fn err_color(&self) -> bool {
-        self.color || (self.progress == Progress::Bars && std::env::var("NO_COLOR").is_err())
+        self.err_color
     }
 
     pub fn warn(&self, msg: &str) {

@@ -95,6 +95,26 @@ impl Kube {
             .map_err(|e| classify(target::<K>("update", Some(ns), Some(name)), e))
     }
 
+    /// An RFC 6902 JSON patch; a `test` operation in it makes the write conditional (a failed
+    /// test is `Ok(None)`: nothing was written).
+    pub async fn json_patch<K>(&self, ns: &str, name: &str, ops: &serde_json::Value) -> Result<Option<K>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+        let patch: json_patch::Patch = serde_json::from_value(ops.clone()).expect("a JSON patch");
+        match self.api::<K>(ns).patch(name, &pp, &Patch::<()>::Json(patch)).await {
+            Ok(o) => Ok(Some(o)),
+            // The API server answers a failed `test` (or a missing path) with 422, and a missing
+            // object with 404: in both cases nothing was written.
+            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 404 => Ok(None),
+            Err(e) => Err(classify(target::<K>("update", Some(ns), Some(name)), e)),
+        }
+    }
+
     fn api<K>(&self, ns: &str) -> Api<K>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
@@ -328,6 +348,20 @@ pub fn target<K: Resource<DynamicType = ()>>(
         kind: K::kind(&()).into_owned(),
         namespace: ns.map(str::to_string),
         name: name.map(str::to_string),
+    }
+}
+
+/// A failed wait or watch, classified like a request: a 403 stays a Forbidden with its hint.
+pub fn watch_error(target: Target, e: kube::runtime::wait::Error) -> Error {
+    use kube::runtime::watcher::Error as W;
+    let kube::runtime::wait::Error::ProbeFailed(w) = e;
+    match w {
+        W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => classify(target, e),
+        W::WatchError(s) => classify(target, kube::Error::Api(s)),
+        other => Error::Watch {
+            message: format!("{target}: {other}"),
+            hint: "run the command again; the task is unchanged by the watch".into(),
+        },
     }
 }
 

@@ -4,9 +4,10 @@
 use super::Context;
 use crate::error::Result;
 use crate::model::strategy::Strategy;
-use crate::ops::{self, Journal, RoutedBy, RoutingChoice, Updated};
+use crate::ops::{self, Journal, RoutedBy, Updated};
 use crate::output::print;
 use crate::plan::operate::Change;
+use crate::plan::routing::{RoutingChoice, RoutingMode};
 use crate::view::task::{routing_view, traffic_summary};
 
 pub fn summary(s: &Strategy) -> String {
@@ -17,7 +18,27 @@ pub fn summary(s: &Strategy) -> String {
     t
 }
 
-/// Changes the task and its routing; prints the routing before and after on stdout.
+/// Tells where routing stands after a change (stderr).
+pub fn report_routing(ctx: &Context, routed: &RoutedBy) {
+    match routed {
+        RoutedBy::Client(o) => match o.mode {
+            RoutingMode::Task => ctx.ui.info(&format!("routing of {} follows the task", o.service)),
+            RoutingMode::Default => ctx.ui.warn(&format!(
+                "routing of {} stays on {}: the task's versions do not all have ready pods yet; it follows the task once they do (kubectl grayscale sync)",
+                o.service,
+                o.subsets.first().cloned().unwrap_or_default()
+            )),
+            RoutingMode::Empty => ctx.ui.warn(&format!(
+                "no version of {} has ready pods: routing left unchanged",
+                o.service
+            )),
+        },
+        RoutedBy::Kubesphere => ctx.ui.info("KubeSphere's controllers apply the routing"),
+    }
+}
+
+/// Changes the task and converges its routing (also when the task was already in the wanted
+/// state: its routing may not be); prints the routing before and after on stdout.
 pub async fn change_and_route(
     ctx: &Context,
     name: &str,
@@ -27,29 +48,18 @@ pub async fn change_and_route(
 ) -> Result<Updated> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let updated = ops::update_task(&kube, &ns, name, journal, make).await?;
+    let (updated, routed) = ops::update_and_route(&kube, &ns, name, journal, routing, make).await?;
     if updated.retries > 0 {
         ctx.ui.warn(&format!(
             "the task changed concurrently; re-applied on fresh state ({} retries)",
             updated.retries
         ));
     }
-    if !updated.changed {
+    if updated.changed {
+        print(&format!("task {name}: {} -> {}\n", summary(&updated.before), summary(&updated.after)));
+    } else {
         print(&format!("task {name} unchanged: {}\n", summary(&updated.after)));
-        return Ok(updated);
     }
-    let routed = ops::route_task(&kube, &ns, &updated.after, routing).await.map_err(|e| {
-        crate::error::Error::Partial {
-            message: format!("task {name} was changed but its routing could not be written: {e}"),
-            hint: format!("write the routing with: kubectl grayscale sync {name} -n {ns}"),
-        }
-    })?;
-    print(&format!("task {name}: {} -> {}\n", summary(&updated.before), summary(&updated.after)));
-    match routed {
-        RoutedBy::Client(o) => {
-            ctx.ui.info(&format!("routing of {} written ({:?})", o.service, o.mode).to_lowercase())
-        }
-        RoutedBy::Kubesphere => ctx.ui.info("KubeSphere's controllers apply the routing"),
-    }
+    report_routing(ctx, &routed);
     Ok(updated)
 }

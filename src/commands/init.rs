@@ -52,6 +52,7 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<()> {
                 return Err(Error::Partial {
                     message: format!("{CRD_NAME} was created but is not established after 30s"),
                     hint: format!("check it with: kubectl get crd {CRD_NAME} -o yaml"),
+                    source: None,
                 });
             }
         }

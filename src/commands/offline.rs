@@ -10,7 +10,8 @@ use crate::cluster::{Kube, Write};
 use crate::error::{Error, Result};
 use crate::model::istio::VirtualService;
 use crate::model::strategy::*;
-use crate::ops::{self, Journal, RoutedBy, RoutingChoice};
+use crate::ops::{self, Journal, RoutedBy};
+use crate::plan::routing::{self, RoutingChoice};
 use crate::output::{parse_duration, print};
 use crate::plan::operate::{Change, versions};
 
@@ -42,9 +43,10 @@ pub struct OfflineArgs {
 fn partial(done: &[String], e: Error, name: &str, keep: &str, ns: &str) -> Error {
     Error::Partial {
         message: format!(
-            "{e}; done so far: {}",
+            "offline stopped; done so far: {}",
             if done.is_empty() { "nothing".to_string() } else { done.join(", ") }
         ),
+        source: Some(Box::new(e)),
         hint: format!(
             "run the same command again to finish: kubectl grayscale offline {name} --keep {keep} -n {ns}"
         ),
@@ -89,23 +91,22 @@ pub async fn run(ctx: &Context, args: OfflineArgs) -> Result<()> {
     let fail = |done: &[String], e: Error| partial(done, e, &args.name, &keep, &ns);
 
     let k = keep.clone();
-    let updated = ops::update_task(&kube, &ns, &args.name, Journal::Push("offline"), move |_| {
-        Ok(Change::Takeover(k.clone()))
-    })
-    .await
-    .map_err(|e| fail(&done, e))?;
+    let (_, routed) =
+        ops::update_and_route(&kube, &ns, &args.name, Journal::Push("offline"), args.routing, move |_| {
+            Ok(Change::Takeover(k.clone()))
+        })
+        .await
+        .map_err(|e| fail(&done, e))?;
     done.push(format!("governor set to {keep}"));
-
-    let client =
-        match ops::route_task(&kube, &ns, &updated.after, args.routing).await.map_err(|e| fail(&done, e))? {
-            RoutedBy::Client(_) => true,
-            RoutedBy::Kubesphere => {
-                wait_routed_away(&kube, &ns, &ops::app_label(&s), &loser, args.timeout)
-                    .await
-                    .map_err(|e| fail(&done, e))?;
-                false
-            }
-        };
+    let client = match routed {
+        RoutedBy::Client(_) => true,
+        RoutedBy::Kubesphere => {
+            wait_routed_away(&kube, &ns, &ops::app_label(&s), &loser, args.timeout)
+                .await
+                .map_err(|e| fail(&done, e))?;
+            false
+        }
+    };
     done.push(format!("routing moved off {loser}"));
 
     kube.delete::<Deployment>(&ns, &loser_workload).await.map_err(|e| fail(&done, e))?;
@@ -152,9 +153,13 @@ async fn wait_routed_away(
 /// Client mode, task gone: the Service's default route, to the kept version only.
 async fn final_routing(kube: &Kube, ns: &str, s: &Strategy, keep: &str, loser: &str) -> Result<()> {
     let app = ops::app_label(s);
-    let (svc, pods, vs) = ops::fetch_routing(kube, ns, s.service().unwrap_or_default(), &app).await?;
-    let ready: Vec<String> =
-        ops::ready_versions_of_pods(&svc, &pods, Some(keep)).into_iter().filter(|v| v != loser).collect();
-    let outcome = ops::plan_routing(&svc, &app, None, &ready, vs.as_ref());
-    ops::write_routing(kube, ns, &outcome, Write::Real).await
+    let vs = kube.get::<VirtualService>(ns, &app).await?;
+    let (svc, pods) = ops::fetch_workloads(kube, ns, s.service().unwrap_or_default(), &app).await?;
+    let ready: Vec<String> = routing::ready_versions_of_pods(&svc, &pods, Some(keep))
+        .into_iter()
+        .filter(|v| v != loser)
+        .collect();
+    let plan = routing::plan(&svc, &app, None, &ready, vs.as_ref());
+    let read_at = vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
+    ops::write_routing(kube, ns, &plan, Write::Real, read_at.as_deref()).await
 }

@@ -2,7 +2,8 @@ use clap::Args;
 
 use super::Context;
 use crate::error::Result;
-use crate::ops::{Journal, RoutingChoice};
+use crate::ops::Journal;
+use crate::plan::routing::RoutingChoice;
 use crate::plan::operate::Change;
 
 #[derive(Args, Debug)]

@@ -8,7 +8,8 @@ use super::change::{change_and_route, summary};
 use crate::cluster::{Kube, PodChange, pod_events_from};
 use crate::error::{Error, Result};
 use crate::model::strategy::Strategy;
-use crate::ops::{self, Journal, RoutingChoice};
+use crate::ops::{self, Journal};
+use crate::plan::routing::RoutingChoice;
 use crate::output::{parse_duration, print};
 use crate::plan::operate::{Change, current_weight, versions};
 use crate::plan::schedule::{Health, steps};
@@ -107,17 +108,15 @@ async fn set_weight(
     w: u8,
     routing: RoutingChoice,
 ) -> Result<Strategy> {
-    let u = ops::update_task(kube, ns, name, Journal::Push("shift"), move |_| Ok(Change::Weight(w))).await?;
+    let (u, _) =
+        ops::update_and_route(kube, ns, name, Journal::Push("shift"), routing, move |_| Ok(Change::Weight(w)))
+            .await?;
     if u.retries > 0 {
         ctx.ui.warn(&format!(
             "the task changed concurrently; re-applied on fresh state ({} retries)",
             u.retries
         ));
     }
-    ops::route_task(kube, ns, &u.after, routing).await.map_err(|e| Error::Partial {
-        message: format!("task {name} is at {w}% but its routing could not be written: {e}"),
-        hint: format!("write the routing with: kubectl grayscale sync {name} -n {ns}"),
-    })?;
     Ok(u.after)
 }
 

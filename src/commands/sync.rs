@@ -2,8 +2,8 @@ use clap::Args;
 
 use super::Context;
 use crate::error::Result;
-use crate::ops::{self, RoutedBy, RoutingChoice};
-use crate::plan::routing::RoutingMode;
+use crate::ops::{self, RoutedBy};
+use crate::plan::routing::{RoutingChoice, RoutingMode};
 
 #[derive(Args, Debug)]
 #[command(
@@ -22,8 +22,7 @@ pub struct SyncArgs {
 pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let s = ops::get_task(&kube, &ns, &args.name).await?;
-    let outcome = match ops::route_task(&kube, &ns, &s, args.routing).await? {
+    let outcome = match ops::converge(&kube, &ns, &args.name, None, args.routing).await? {
         RoutedBy::Client(o) => o,
         RoutedBy::Kubesphere => {
             ctx.ui.info(&format!(
@@ -38,10 +37,9 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
             ctx.ui.info(&format!("routing of {} follows task {}", outcome.service, args.name))
         }
         RoutingMode::Default => ctx.ui.info(&format!(
-            "routing of {} stays on {}: the task's versions are not all ready yet (policy {})",
+            "routing of {} stays on {}: the task's versions are not all ready yet, or it is paused",
             outcome.service,
             outcome.subsets.first().cloned().unwrap_or_default(),
-            s.policy()
         )),
         RoutingMode::Empty => {
             ctx.ui.warn(&format!("no version of {} has ready pods: routing left unchanged", outcome.service))

@@ -2,14 +2,15 @@ use clap::Args;
 
 use super::Context;
 use super::change::summary;
-use crate::error::{Error, Result};
-use crate::ops::{self, Journal, RoutingChoice};
+use crate::error::Result;
+use crate::ops::{self, Journal, RoutedBy};
+use crate::plan::routing::RoutingChoice;
 use crate::output::print;
 use crate::plan::operate::Change;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Takes effect at once, with no prompt and at most three API requests: read the task, \
+    after_help = "Takes effect at once, with no prompt and three API requests: read the task, \
 write its governor, write the VirtualService (client routing).
 
 Examples:
@@ -52,29 +53,14 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
     let version = args.version.clone().unwrap_or_default();
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let v = version.clone();
-    let updated = ops::update_task(&kube, &ns, &args.name, Journal::Push("takeover"), move |_| {
-        Ok(Change::Takeover(v.clone()))
-    })
-    .await?;
-    let routed =
-        ops::governor_routing(&kube, &ns, &updated.after, &version, args.routing).await.map_err(|e| {
-            Error::Partial {
-                message: format!(
-                    "task {} now has governor {version} but its VirtualService could not be written: {e}",
-                    args.name
-                ),
-                hint: format!("write the routing with: kubectl grayscale sync {} -n {ns}", args.name),
-            }
-        })?;
+    let (updated, routed) = ops::takeover(&kube, &ns, &args.name, &version, args.routing).await?;
     print(&format!("task {}: {} -> {}\n", args.name, summary(&updated.before), summary(&updated.after)));
-    if routed {
-        ctx.ui.info(&format!(
+    match routed {
+        RoutedBy::Client(_) => ctx.ui.info(&format!(
             "every port of {} now goes to {version}",
             updated.after.service().unwrap_or_default()
-        ));
-    } else {
-        ctx.ui.info("KubeSphere's controllers apply the routing");
+        )),
+        RoutedBy::Kubesphere => ctx.ui.info("KubeSphere's controllers apply the routing"),
     }
     Ok(())
 }

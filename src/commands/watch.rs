@@ -121,7 +121,7 @@ pub async fn run(kube: &Kube, ns: &str, name: &str, color: bool) -> Result<()> {
     let mut warnings = BTreeMap::new();
     let mut shown: Vec<String> = Vec::new();
     while let Some(ev) = events.next().await {
-        let ev = ev.map_err(|e| Error::Partial {
+        let ev = ev.map_err(|e| Error::Watch {
             message: format!("the watch of task {name} failed: {e}"),
             hint: format!("run it again: kubectl grayscale status {name} -n {ns} --watch"),
         })?;

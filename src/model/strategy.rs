@@ -114,6 +114,23 @@ impl Strategy {
         self.spec.kind.as_deref().and_then(TaskType::parse)
     }
 
+    /// The version the routes or the mirror name besides the principal.
+    pub fn new_version(&self) -> Option<String> {
+        let principal = self.spec.principal.clone().unwrap_or_default();
+        let t = &self.spec.template.spec;
+        t.http
+            .iter()
+            .flat_map(|h| {
+                h.route
+                    .iter()
+                    .map(|r| r.destination.subset.clone())
+                    .chain(std::iter::once(h.mirror.as_ref().and_then(|m| m.subset.clone())))
+            })
+            .chain(t.tcp.iter().flat_map(|r| r.route.iter().map(|d| d.destination.subset.clone())))
+            .flatten()
+            .find(|v| *v != principal)
+    }
+
     pub fn governor(&self) -> Option<&str> {
         self.spec.governor.as_deref().filter(|g| !g.is_empty())
     }

@@ -1,10 +1,12 @@
 //! The pure planning core: validated requests plus fetched cluster objects in, the exact
 //! objects to write out. No client, no clock, no I/O.
 
+pub mod create;
 pub mod eligibility;
 pub mod journal;
 pub mod new_version;
 pub mod operate;
+pub mod pods;
 pub mod routing;
 pub mod schedule;
 pub mod task;

@@ -8,7 +8,6 @@ use crate::error::{Error, Problem};
 use crate::model::istio::{Destination, HttpRoute, Percent, RouteDestination, TcpRoute};
 use crate::model::strategy::{POLICY_PAUSED, POLICY_WAIT, Strategy, TaskType};
 use crate::task::matching::MatchRule;
-use crate::view::task::new_version;
 
 /// The part of a task that routing changes touch; journaled before and after every change.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -54,7 +53,7 @@ pub fn state_of(s: &Strategy) -> TaskState {
 }
 
 pub fn versions(s: &Strategy) -> (String, Option<String>) {
-    (s.spec.principal.clone().unwrap_or_default(), new_version(s))
+    (s.spec.principal.clone().unwrap_or_default(), s.new_version())
 }
 
 fn is_tcp(s: &Strategy) -> bool {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::view::pods::PodView;
+use crate::plan::pods::PodView;
 
 /// The weights written one per interval, from `start` (excluded) to `target` (included).
 pub fn steps(start: u8, target: u8, step: u8) -> Vec<u8> {

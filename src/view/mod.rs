@@ -1,5 +1,5 @@
 //! View models between cluster objects and printers.
 
-pub mod pods;
+pub use crate::plan::pods;
 pub mod render;
 pub mod task;

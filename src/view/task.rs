@@ -130,20 +130,9 @@ fn lower_type(s: &Strategy) -> String {
 }
 
 /// The new version: the template subset that is not the principal (routes first, then mirror).
+/// The version the task's routes or mirror name besides the principal.
 pub fn new_version(s: &Strategy) -> Option<String> {
-    let principal = s.spec.principal.clone().unwrap_or_default();
-    let t = &s.spec.template.spec;
-    t.http
-        .iter()
-        .flat_map(|h| {
-            h.route
-                .iter()
-                .map(|r| r.destination.subset.clone())
-                .chain(std::iter::once(h.mirror.as_ref().and_then(|m| m.subset.clone())))
-        })
-        .chain(t.tcp.iter().flat_map(|r| r.route.iter().map(|d| d.destination.subset.clone())))
-        .flatten()
-        .find(|v| *v != principal)
+    s.new_version()
 }
 
 fn weights_of(route: &[RouteDestination]) -> Vec<Weight> {

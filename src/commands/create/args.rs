@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::ops::RoutingChoice;
+use crate::plan::routing::RoutingChoice;
 use crate::output::parse_duration;
 use crate::task::request::CreateFlags;
 

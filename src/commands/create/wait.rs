@@ -5,8 +5,15 @@ use std::time::Instant;
 use kube::api::Api;
 use kube::runtime::wait::await_condition;
 
-use super::{CreateArgs, Plan, final_routing};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::CreateArgs;
 use crate::cluster::{Kube, PodChange, Write, pod_events};
+use crate::model::strategy::{LABEL_APP, LABEL_VERSION, Strategy};
+use crate::plan::create::Plan;
+use crate::plan::routing::{self, RoutingChoice, RoutingPlan};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::model::istio::VirtualService;
@@ -14,17 +21,35 @@ use crate::model::strategy::normalize_version;
 use crate::ops;
 use crate::rollout::{Display, Tracker};
 use crate::task::request::CreateRequest;
-use crate::view::pods::pod_view;
+use crate::plan::pods::pod_view;
 
-fn selector(p: &Plan) -> String {
-    let labels = p.deployment.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+/// What `create` wrote that routing builds on.
+pub struct Written {
+    pub strategy: Strategy,
+    /// The VirtualService as last written or read: its resourceVersion guards the next write.
+    pub vs: Option<VirtualService>,
+}
+
+/// Every pod of the app, both versions: the new version's are followed, the old version's
+/// readiness decides when routing may move.
+struct AppPods(BTreeMap<String, Pod>);
+
+impl AppPods {
+    fn ready(&self, p: &Plan) -> Vec<String> {
+        let pods: Vec<Pod> = self.0.values().cloned().collect();
+        routing::ready_versions_of_pods(&p.service, &pods, Some(&p.principal))
+    }
+}
+
+fn version_of(pod: &Pod) -> &str {
+    pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_VERSION)).map(String::as_str).unwrap_or("")
 }
 
 pub async fn follow(
     ctx: &Context,
     kube: &Kube,
     p: &Plan,
+    mut written: Written,
     req: &CreateRequest,
     args: &CreateArgs,
 ) -> Result<()> {
@@ -41,7 +66,10 @@ pub async fn follow(
     }
     let mut display = Display::new(ctx.ui.progress, ctx.ui.err_color(), &deploy, desired);
     let mut tracker = Tracker::default();
-    let mut watch = pod_events(kube, ns, &selector(p));
+    let mut watch = pod_events(kube, ns, &format!("{LABEL_APP}={}", p.app_label));
+    let mut app_pods = AppPods(BTreeMap::new());
+    let mut waiting_for_old = false;
+    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let deadline = tokio::time::Instant::now() + args.timeout;
     let mut routed = false;
     display.status("waiting for pods");
@@ -53,19 +81,26 @@ pub async fn follow(
         tokio::select! {
             ev = watch.next() => match ev? {
                 PodChange::Applied(pod) => {
-                    let v = pod_view(&pod);
-                    if tracker.apply(v.clone(), Instant::now()) {
-                        display.pod(&v);
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    if version_of(&pod) == req.version {
+                        let v = pod_view(&pod);
+                        if tracker.apply(v.clone(), Instant::now()) {
+                            display.pod(&v);
+                        }
                     }
+                    app_pods.0.insert(name, *pod);
                 }
                 PodChange::Deleted(pod) => {
                     let name = pod.metadata.name.clone().unwrap_or_default();
-                    tracker.remove(&name);
-                    display.gone(&name);
+                    if version_of(&pod) == req.version {
+                        tracker.remove(&name);
+                        display.gone(&name);
+                    }
+                    app_pods.0.remove(&name);
                 }
             },
             _ = tokio::time::sleep_until(wake) => {}
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut interrupt => {
                 display.finish();
                 return Err(Error::Interrupted {
                     message: format!("stopped following {deploy}; the task {ns}/{} stays", req.name),
@@ -95,18 +130,27 @@ pub async fn follow(
         }
         if tokio::time::Instant::now() >= deadline {
             display.finish();
-            return Err(Error::Rollout {
-                message: format!(
-                    "{deploy} is not ready after {:?} ({}/{desired} pods ready)",
-                    args.timeout,
-                    tracker.ready()
-                ),
-                hint: failure_hint(p, req, ""),
-            });
+            let why = if waiting_for_old {
+                format!("{deploy} is ready but the old version {} has no ready pod after {:?}: routing was left on the old version", p.principal, args.timeout)
+            } else {
+                format!("{deploy} is not ready after {:?} ({}/{desired} pods ready)", args.timeout, tracker.ready())
+            };
+            return Err(Error::Rollout { message: why, hint: failure_hint(p, req, "") });
         }
         if !routed && tracker.ready() >= 1 {
+            if p.client_routing && !app_pods.ready(p).contains(&p.principal) {
+                if !waiting_for_old {
+                    display.note(&format!(
+                        "the old version {} has no ready pod yet: routing waits for it, so {} gets no more than the task gives it",
+                        p.principal, req.version
+                    ));
+                    display.status("waiting for the old version");
+                }
+                waiting_for_old = true;
+                continue;
+            }
             display.status("routing");
-            route(kube, p, req, &display, deadline).await?;
+            route(kube, p, &mut written, &app_pods.ready(p), req, &display, deadline).await?;
             routed = true;
             display.status("routed; waiting for the remaining pods");
         }
@@ -126,17 +170,26 @@ pub async fn follow(
 async fn route(
     kube: &Kube,
     p: &Plan,
+    written: &mut Written,
+    ready: &[String],
     req: &CreateRequest,
     display: &Display,
     deadline: tokio::time::Instant,
 ) -> Result<()> {
     let ns = &p.namespace;
-    if let Some(r) = final_routing(p) {
-        ops::write_routing(kube, ns, &r, Write::Real).await.map_err(|e| Error::Partial {
-            message: format!("the new version is ready but routing could not be written: {e}"),
-            hint: format!("retry with: kubectl grayscale sync {} -n {ns}", req.name),
-        })?;
-        let summary = crate::view::task::traffic_summary(&crate::view::task::routing_view(&p.strategy));
+    if let Some(r) = p.routing_when_ready(&written.strategy, ready, written.vs.as_ref()).filter(|_| p.client_routing) {
+        let read_at = written.vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
+        let failed = |e| ops::routing_failed(e, &req.name, ns);
+        let r = match ops::write_routing(kube, ns, &r, Write::Real, read_at.as_deref()).await {
+            Ok(()) => r,
+            // Someone changed the routing since it was pinned: route the latest task from fresh reads.
+            Err(Error::Conflict { .. }) => match ops::converge(kube, ns, &req.name, None, RoutingChoice::Client).await.map_err(failed)? {
+                ops::RoutedBy::Client(r) => *r,
+                ops::RoutedBy::Kubesphere => unreachable!("client routing was asked for"),
+            },
+            Err(e) => return Err(failed(e)),
+        };
+        let summary = crate::view::task::traffic_summary(&crate::view::task::routing_view(&written.strategy));
         display.note(&format!("routing applied to {} ({}): {summary}", r.service, ctx_mode(&r)));
         return Ok(());
     }
@@ -155,7 +208,11 @@ async fn route(
             display.note("KubeSphere routed the new version");
             Ok(())
         }
-        _ => Err(Error::Rollout {
+        Ok(Err(e)) => Err(crate::cluster::watch_error(
+            crate::cluster::target::<VirtualService>("watch", Some(ns), Some(&p.app_label)),
+            e,
+        )),
+        Err(_) => Err(Error::Rollout {
             message: format!("KubeSphere did not route {} before the timeout", req.version),
             hint: format!(
                 "check that ks-controller-manager runs; on a cluster without KubeSphere create with --routing=client, or route now with: kubectl grayscale sync {} -n {ns}",
@@ -165,7 +222,7 @@ async fn route(
     }
 }
 
-fn ctx_mode(r: &ops::RoutingOutcome) -> &'static str {
+fn ctx_mode(r: &RoutingPlan) -> &'static str {
     match r.mode {
         crate::plan::routing::RoutingMode::Task => "client routing",
         _ => "default route",

@@ -1,4 +1,5 @@
-//! One line of truth per pod: what state it is in and whether that state is a failure.
+//! One line of truth per pod: what state it is in and whether that state is a failure. Pure:
+//! the rollout display, the health gate and the task view all classify pods here.
 
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;

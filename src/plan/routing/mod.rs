@@ -1,0 +1,300 @@
+//! Client-side routing: the DestinationRule and VirtualService that KubeSphere's controllers
+//! derive from a Service and its task (kubesphere-compat section 8), for clusters where no
+//! KubeSphere controller runs. This module tree is the one place routing is decided; `ops`
+//! only reads what it needs and writes what it returns.
+//!
+//! Deliberate differences from KubeSphere 3.3's controllers (README, "Deliberate differences"):
+//! destination subsets are normalised like subset names (a principal `v1.0` still routes); a
+//! governor sends every port to its own port; a task route takes its mirror from the task, never
+//! from an older unnamed route.
+
+mod derive;
+mod ready;
+mod takeover;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::model::istio::*;
+use crate::model::strategy::{LABEL_VERSION, POLICY_PAUSED, POLICY_WAIT, Strategy, normalize_version};
+
+pub use derive::{ANN_ROUTE_FIELDS, keep_user_fields};
+pub use ready::{principal_first, ready_versions, ready_versions_of_pods};
+pub use takeover::{ANN_TASK_VERSION, governor_patch, governor_spec};
+
+/// Who writes the routing objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoutingChoice {
+    /// kubesphere when KubeSphere's controller-manager writes the Service's VirtualService, else client.
+    Auto,
+    /// The plugin writes the DestinationRule and VirtualService itself.
+    Client,
+    /// KubeSphere's controllers route; the plugin writes only the Strategy.
+    Kubesphere,
+}
+
+/// Whether KubeSphere's controller-manager writes this VirtualService (it does for every
+/// mesh-enabled Service under KubeSphere). Client routing would fight it.
+pub fn managed_by_kubesphere(vs: Option<&VirtualService>) -> bool {
+    vs.and_then(|v| v.metadata.managed_fields.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.manager.as_deref())
+        .any(|m| m == "controller-manager" || m == "ks-controller-manager")
+}
+
+/// One Service port as routing sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Port {
+    pub number: u32,
+    pub name: String,
+    pub tcp_protocol: bool,
+}
+
+pub fn ports(svc: &Service) -> Vec<Port> {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|p| Port {
+            number: p.port as u32,
+            name: p.name.clone().unwrap_or_default(),
+            tcp_protocol: p.protocol.as_deref().unwrap_or("TCP") == "TCP",
+        })
+        .collect()
+}
+
+/// Ports named `http`, `http2`, `grpc` or starting with those and `-` carry HTTP routes
+/// (case-insensitive, as KubeSphere's controller compares them).
+pub fn is_http_like(port_name: &str) -> bool {
+    let n = port_name.to_ascii_lowercase();
+    ["http", "http2", "grpc"].iter().any(|p| n == *p || n.starts_with(&format!("{p}-")))
+}
+
+fn svc_meta(svc: &Service, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: svc.metadata.namespace.clone(),
+        labels: svc.metadata.labels.clone(),
+        ..ObjectMeta::default()
+    }
+}
+
+/// One subset per version that has ready pods, named as KubeSphere names them.
+pub fn destination_rule(svc: &Service, ready_versions: &[String]) -> DestinationRule {
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let mut subsets: Vec<Subset> = Vec::new();
+    for v in ready_versions {
+        let sub = normalize_version(v);
+        if !subsets.iter().any(|s| s.name == sub) {
+            subsets.push(Subset {
+                name: sub,
+                labels: BTreeMap::from([(LABEL_VERSION.to_string(), v.clone())]),
+                traffic_policy: None,
+            });
+        }
+    }
+    DestinationRule {
+        api_version: Some(format!("{ISTIO_GROUP}/{ISTIO_VERSION}")),
+        kind: Some("DestinationRule".into()),
+        metadata: svc_meta(svc, name.clone()),
+        spec: DestinationRuleSpec { host: name, subsets, traffic_policy: None, extra: Default::default() },
+    }
+}
+
+/// Every subset the task's template sends traffic to, normalised.
+pub fn template_subsets(s: &Strategy) -> Vec<String> {
+    let t = &s.spec.template.spec;
+    let mut out: Vec<String> = Vec::new();
+    let dests = t
+        .http
+        .iter()
+        .flat_map(|h| h.route.iter().map(|r| &r.destination).chain(h.mirror.iter()))
+        .chain(t.tcp.iter().flat_map(|r| r.route.iter().map(|r| &r.destination)));
+    for d in dests {
+        if let Some(sub) = &d.subset {
+            let n = normalize_version(sub);
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingMode {
+    /// No subset to route to yet.
+    Empty,
+    /// The Service's default route (no task, paused, or waiting for a subset).
+    Default,
+    /// Generated from the task.
+    Task,
+}
+
+/// The routing objects for a Service and its task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingPlan {
+    pub service: String,
+    pub mode: RoutingMode,
+    pub subsets: Vec<String>,
+    pub destination_rule: DestinationRule,
+    pub virtual_service: VirtualService,
+}
+
+/// Derives both routing objects from the Service, the task, the versions with ready pods
+/// (principal first: the DestinationRule's subset order) and the current VirtualService.
+pub fn plan(
+    svc: &Service,
+    app: &str,
+    strategy: Option<&Strategy>,
+    ready: &[String],
+    existing_vs: Option<&VirtualService>,
+) -> RoutingPlan {
+    let dr = destination_rule(svc, ready);
+    let subsets: Vec<String> = dr.spec.subsets.iter().map(|s| s.name.clone()).collect();
+    let (vs, mode) = virtual_service(svc, app, strategy, &subsets, existing_vs);
+    RoutingPlan {
+        service: svc.metadata.name.clone().unwrap_or_default(),
+        mode,
+        subsets,
+        destination_rule: dr,
+        virtual_service: vs,
+    }
+}
+
+/// Whether the task's own routes apply now (step 7 of the controller).
+pub fn task_routes_apply(s: &Strategy, subsets: &[String]) -> bool {
+    match s.policy() {
+        POLICY_PAUSED => false,
+        POLICY_WAIT => template_subsets(s).iter().all(|t| subsets.contains(t)),
+        _ => true,
+    }
+}
+
+/// The VirtualService KubeSphere's controller would write. `subsets` are the DestinationRule's
+/// subset names, in order; `existing` keeps fields users added to routes.
+pub fn virtual_service(
+    svc: &Service,
+    app_label: &str,
+    strategy: Option<&Strategy>,
+    subsets: &[String],
+    existing: Option<&VirtualService>,
+) -> (VirtualService, RoutingMode) {
+    let svc_name = svc.metadata.name.clone().unwrap_or_default();
+    let ports = ports(svc);
+    let (mut spec, mode) = match strategy {
+        Some(s) if task_routes_apply(s, subsets) => {
+            (derive::generated(s, &svc_name, &ports), RoutingMode::Task)
+        }
+        _ => match subsets.first() {
+            Some(first) => (derive::default_spec(&svc_name, &ports, first), RoutingMode::Default),
+            None => (VirtualServiceSpec::default(), RoutingMode::Empty),
+        },
+    };
+    let mut metadata = svc_meta(svc, app_label.to_string());
+    let mut annotations = BTreeMap::new();
+    if let Some(stash) = existing.map(|old| keep_user_fields(&mut spec, &old.spec, &old.metadata))
+        && !stash.is_empty()
+    {
+        annotations.insert(ANN_ROUTE_FIELDS.to_string(), stash);
+    }
+    if let Some(rv) = strategy.and_then(|s| s.metadata.resource_version.clone()) {
+        annotations.insert(ANN_TASK_VERSION.to_string(), rv);
+    }
+    metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+    let vs = VirtualService {
+        api_version: Some(format!("{ISTIO_GROUP}/{ISTIO_VERSION}")),
+        kind: Some("VirtualService".into()),
+        metadata,
+        spec,
+    };
+    (vs, mode)
+}
+
+/// Where each port's traffic goes, for display: `(port, [(subset, weight)], mirror)`.
+pub type PortSplit = (u32, Vec<(String, i32)>, Option<String>);
+
+pub fn split_by_port(vs: &VirtualServiceSpec) -> Vec<PortSplit> {
+    let mut out: Vec<PortSplit> = Vec::new();
+    let mut add = |port: u32, dests: Vec<(String, i32)>, mirror: Option<String>| {
+        if !out.iter().any(|(p, _, _)| *p == port) {
+            out.push((port, dests, mirror));
+        }
+    };
+    let weights = |route: &[RouteDestination]| {
+        route
+            .iter()
+            .map(|r| {
+                (
+                    r.destination.subset.clone().unwrap_or_default(),
+                    r.weight.unwrap_or(if route.len() == 1 { 100 } else { 0 }),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    for h in &vs.http {
+        let port = h
+            .matches
+            .iter()
+            .find_map(|m| m.port)
+            .or(h.route.first().and_then(|r| r.destination.port.as_ref().map(|p| p.number)));
+        // Request-matched routes are conditional; the split shown is the unconditional one.
+        // A route with no port applies to every port: shown as port 0.
+        let conditional = h.matches.iter().any(|m| m.uri.is_some() || !m.headers.is_empty());
+        if !conditional {
+            add(port.unwrap_or(0), weights(&h.route), h.mirror.as_ref().and_then(|m| m.subset.clone()));
+        }
+    }
+    for t in &vs.tcp {
+        let port = t
+            .matches
+            .iter()
+            .find_map(|m| m.port)
+            .or(t.route.first().and_then(|r| r.destination.port.as_ref().map(|p| p.number)));
+        add(port.unwrap_or(0), weights(&t.route), None);
+    }
+    out
+}
+
+/// Whether the live VirtualService routes differently from what the task derives: compared
+/// as traffic (per port: weights by subset, mirror, and the request-matched routes), not as
+/// text, so field order and user additions do not count as drift. A port-less route (the
+/// take-over fast path) applies to every port.
+pub fn drifted(live: Option<&VirtualServiceSpec>, want: &VirtualServiceSpec) -> bool {
+    type Split = (Vec<(String, i32)>, Option<String>);
+    fn by_port(spec: &VirtualServiceSpec) -> BTreeMap<u32, Split> {
+        split_by_port(spec)
+            .into_iter()
+            .map(|(p, mut w, m)| {
+                w.retain(|(_, weight)| *weight > 0);
+                w.sort();
+                (p, (w, m))
+            })
+            .collect()
+    }
+    fn matched(spec: &VirtualServiceSpec) -> Vec<String> {
+        spec.http
+            .iter()
+            .filter(|h| h.matches.iter().any(|m| m.uri.is_some() || !m.headers.is_empty()))
+            .map(|h| {
+                let m: Vec<_> = h.matches.iter().map(|m| (m.uri.clone(), m.headers.clone())).collect();
+                let d: Vec<_> = h.route.iter().map(|r| r.destination.subset.clone()).collect();
+                format!("{m:?}{d:?}")
+            })
+            .collect()
+    }
+    let Some(live) = live else { return !want.http.is_empty() || !want.tcp.is_empty() };
+    let (l, w) = (by_port(live), by_port(want));
+    let every = l.get(&0);
+    let ports_differ = w.iter().any(|(p, want)| l.get(p).or(every) != Some(want))
+        || l.keys().any(|p| *p != 0 && !w.contains_key(p));
+    let mut lm = matched(live);
+    let mut wm = matched(want);
+    lm.dedup();
+    wm.dedup();
+    ports_differ || lm != wm
+}
