@@ -251,9 +251,10 @@ pub async fn takeover(
     choice: RoutingChoice,
 ) -> Result<(Updated, RoutedBy)> {
     let v = version.to_string();
-    let updated =
-        update_task(kube, ns, name, Journal::Push("takeover"), false, move |_| Ok(Change::Takeover(v.clone())))
-            .await?;
+    let updated = update_task(kube, ns, name, Journal::Push("takeover"), false, move |_| {
+        Ok(Change::Takeover(v.clone()))
+    })
+    .await?;
     if choice == RoutingChoice::Kubesphere {
         return Ok((updated, RoutedBy::Kubesphere));
     }
@@ -282,14 +283,22 @@ fn fast_plan(s: &Strategy) -> RoutingPlan {
         mode: routing::RoutingMode::Task,
         subsets: vec![],
         destination_rule: Default::default(),
-        virtual_service: VirtualService { spec: routing::governor_spec(s, s.governor().unwrap_or("")), ..Default::default() },
+        virtual_service: VirtualService {
+            spec: routing::governor_spec(s, s.governor().unwrap_or("")),
+            ..Default::default()
+        },
     }
 }
 
 /// The Service and the app's pods (readiness per version). One after the other on the client's
 /// kept-alive connection: concurrent requests each open a TLS connection of their own, which
 /// measured slower (see BENCHMARKS.md).
-pub async fn fetch_workloads(kube: &Kube, ns: &str, svc_name: &str, app: &str) -> Result<(Service, Vec<Pod>)> {
+pub async fn fetch_workloads(
+    kube: &Kube,
+    ns: &str,
+    svc_name: &str,
+    app: &str,
+) -> Result<(Service, Vec<Pod>)> {
     let svc = kube.get::<Service>(ns, svc_name).await?;
     let pods = kube.list::<Pod>(Some(ns), Some(&format!("{LABEL_APP}={app}"))).await?;
     let svc = svc.ok_or_else(|| Error::NotFound {

@@ -401,7 +401,7 @@ fn no_wait_leaves_routing_on_the_old_version_until_sync() {
     let v = vs(n, "reviews");
     assert_eq!(
         v["spec"]["http"],
-        json!([{"match": [{"port": 9080}], "route": [port_dest("reviews", "v1", 9080, 100)]}])
+        json!([{"name": "http-web", "match": [{"port": 9080}], "route": [port_dest("reviews", "v1", 9080, 100)]}])
     );
     assert_eq!(dr(n, "reviews")["spec"]["subsets"], json!([{"name": "v1", "labels": {"version": "v1"}}]));
     wait_ready(n, "reviews-v2", std::time::Duration::from_secs(60));

@@ -74,7 +74,8 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
     let plan = plan(&kube, &req, args.routing).await?;
     let write = match args.dry_run {
         DryRun::Client => {
-            let final_routing = plan.routing_when_ready(&plan.strategy, &ready_with_new(&plan), plan.existing_vs.as_ref());
+            let final_routing =
+                plan.routing_when_ready(&plan.strategy, &ready_with_new(&plan), plan.existing_vs.as_ref());
             let mut items = vec![json(&plan.strategy), json(&plan.deployment)];
             if let Some(r) = final_routing.as_ref().filter(|_| plan.client_routing) {
                 items.push(json(&r.destination_rule));
@@ -185,7 +186,9 @@ async fn write_objects(
             }
             let name = p.deployment.metadata.name.clone().unwrap_or_default();
             let undone = match kube.delete::<Deployment>(ns, &name).await {
-                Ok(_) => format!("the new Deployment {ns}/{name} was deleted again; nothing is left to clean up"),
+                Ok(_) => {
+                    format!("the new Deployment {ns}/{name} was deleted again; nothing is left to clean up")
+                }
                 Err(u) => format!(
                     "deleting the new Deployment {ns}/{name} also failed ({u}): delete it with kubectl delete deployment {name} -n {ns}"
                 ),

@@ -4,10 +4,10 @@ use super::Context;
 use super::change::summary;
 use crate::error::{Error, Result};
 use crate::ops::{self, Journal};
-use crate::plan::routing::RoutingChoice;
 use crate::output::{Cell, Format, print, render_table, to_json, to_yaml};
 use crate::plan::journal;
 use crate::plan::operate::{Change, with_state};
+use crate::plan::routing::RoutingChoice;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Every routing change made with this plugin is journaled on the task (the last 20).

@@ -3,8 +3,8 @@ use clap::Args;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::ops::Journal;
-use crate::plan::routing::RoutingChoice;
 use crate::plan::operate::Change;
+use crate::plan::routing::RoutingChoice;
 
 #[derive(Args, Debug)]
 #[command(

@@ -11,9 +11,9 @@ use crate::error::{Error, Result};
 use crate::model::istio::VirtualService;
 use crate::model::strategy::*;
 use crate::ops::{self, Journal, RoutedBy};
-use crate::plan::routing::{self, RoutingChoice};
 use crate::output::{parse_duration, print};
 use crate::plan::operate::{Change, versions};
+use crate::plan::routing::{self, RoutingChoice};
 
 #[derive(Args, Debug)]
 #[command(
@@ -155,10 +155,8 @@ async fn final_routing(kube: &Kube, ns: &str, s: &Strategy, keep: &str, loser: &
     let app = ops::app_label(s);
     let vs = kube.get::<VirtualService>(ns, &app).await?;
     let (svc, pods) = ops::fetch_workloads(kube, ns, s.service().unwrap_or_default(), &app).await?;
-    let ready: Vec<String> = routing::ready_versions_of_pods(&svc, &pods, Some(keep))
-        .into_iter()
-        .filter(|v| v != loser)
-        .collect();
+    let ready: Vec<String> =
+        routing::ready_versions_of_pods(&svc, &pods, Some(keep)).into_iter().filter(|v| v != loser).collect();
     let plan = routing::plan(&svc, &app, None, &ready, vs.as_ref());
     let read_at = vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
     ops::write_routing(kube, ns, &plan, Write::Real, read_at.as_deref()).await

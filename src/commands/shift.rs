@@ -9,9 +9,9 @@ use crate::cluster::{Kube, PodChange, pod_events_from};
 use crate::error::{Error, Result};
 use crate::model::strategy::Strategy;
 use crate::ops::{self, Journal};
-use crate::plan::routing::RoutingChoice;
 use crate::output::{parse_duration, print};
 use crate::plan::operate::{Change, current_weight, versions};
+use crate::plan::routing::RoutingChoice;
 use crate::plan::schedule::{Health, steps};
 use crate::view::pods::pod_view;
 
@@ -108,9 +108,10 @@ async fn set_weight(
     w: u8,
     routing: RoutingChoice,
 ) -> Result<Strategy> {
-    let (u, _) =
-        ops::update_and_route(kube, ns, name, Journal::Push("shift"), routing, move |_| Ok(Change::Weight(w)))
-            .await?;
+    let (u, _) = ops::update_and_route(kube, ns, name, Journal::Push("shift"), routing, move |_| {
+        Ok(Change::Weight(w))
+    })
+    .await?;
     if u.retries > 0 {
         ctx.ui.warn(&format!(
             "the task changed concurrently; re-applied on fresh state ({} retries)",

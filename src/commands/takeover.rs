@@ -4,13 +4,12 @@ use super::Context;
 use super::change::summary;
 use crate::error::Result;
 use crate::ops::{self, Journal, RoutedBy};
-use crate::plan::routing::RoutingChoice;
 use crate::output::print;
 use crate::plan::operate::Change;
+use crate::plan::routing::RoutingChoice;
 
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Takes effect at once, with no prompt and three API requests: read the task, \
+#[command(after_help = "Takes effect at once, with no prompt and three API requests: read the task, \
 write its governor, write the VirtualService (client routing).
 
 Examples:
@@ -21,8 +20,7 @@ Examples:
   kubectl grayscale takeover reviews-canary --version v2
 
   # Clear the take-over: the task's own routes apply again
-  kubectl grayscale takeover reviews-canary --restore"
-)]
+  kubectl grayscale takeover reviews-canary --restore")]
 pub struct TakeoverArgs {
     /// The task's name.
     pub name: String,

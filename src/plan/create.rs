@@ -125,7 +125,13 @@ pub fn create(req: &CreateRequest, o: Observed, choice: RoutingChoice) -> Result
         .filter(|d| d.metadata.labels.as_ref().and_then(|l| l.get(LABEL_APP)) == Some(&keys.virtual_service))
         .cloned()
         .collect();
-    let e = eligibility::check(&o.service, &app_deployments, o.application.as_ref(), &o.strategies, &req.version)?;
+    let e = eligibility::check(
+        &o.service,
+        &app_deployments,
+        o.application.as_ref(),
+        &o.strategies,
+        &req.version,
+    )?;
     let new_name = new_version::new_workload_name(&e.app_label, &req.version);
     if o.deployments.iter().any(|d| d.metadata.name.as_deref() == Some(new_name.as_str())) {
         return Err(ineligible(
@@ -135,7 +141,10 @@ pub fn create(req: &CreateRequest, o: Observed, choice: RoutingChoice) -> Result
     }
     check_protocol(req, &ns, e.protocol)?;
     let deployment = new_version::derive(&e.old, &e.app_label, req)?;
-    let icon = o.application.as_ref().and_then(|a| a["metadata"]["annotations"][ANN_ICON].as_str().map(str::to_string));
+    let icon = o
+        .application
+        .as_ref()
+        .and_then(|a| a["metadata"]["annotations"][ANN_ICON].as_str().map(str::to_string));
     let strategy = task::build(req, &ns, &e, icon);
     let client_routing = match choice {
         RoutingChoice::Client => true,
@@ -162,7 +171,13 @@ impl Plan {
     /// subsets, which pins traffic to the old version.
     pub fn initial_routing(&self) -> Option<RoutingPlan> {
         self.client_routing.then(|| {
-            routing::plan(&self.service, &self.app_label, Some(&self.strategy), &self.old_ready, self.existing_vs.as_ref())
+            routing::plan(
+                &self.service,
+                &self.app_label,
+                Some(&self.strategy),
+                &self.old_ready,
+                self.existing_vs.as_ref(),
+            )
         })
     }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::plan::routing::RoutingChoice;
 use crate::output::parse_duration;
+use crate::plan::routing::RoutingChoice;
 use crate::task::request::CreateFlags;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,17 +11,17 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::CreateArgs;
 use crate::cluster::{Kube, PodChange, Write, pod_events};
-use crate::model::strategy::{LABEL_APP, LABEL_VERSION, Strategy};
-use crate::plan::create::Plan;
-use crate::plan::routing::{self, RoutingChoice, RoutingPlan};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::model::istio::VirtualService;
 use crate::model::strategy::normalize_version;
+use crate::model::strategy::{LABEL_APP, LABEL_VERSION, Strategy};
 use crate::ops;
+use crate::plan::create::Plan;
+use crate::plan::pods::pod_view;
+use crate::plan::routing::{self, RoutingChoice, RoutingPlan};
 use crate::rollout::{Display, Tracker};
 use crate::task::request::CreateRequest;
-use crate::plan::pods::pod_view;
 
 /// What `create` wrote that routing builds on.
 pub struct Written {
@@ -131,9 +131,16 @@ pub async fn follow(
         if tokio::time::Instant::now() >= deadline {
             display.finish();
             let why = if waiting_for_old {
-                format!("{deploy} is ready but the old version {} has no ready pod after {:?}: routing was left on the old version", p.principal, args.timeout)
+                format!(
+                    "{deploy} is ready but the old version {} has no ready pod after {:?}: routing was left on the old version",
+                    p.principal, args.timeout
+                )
             } else {
-                format!("{deploy} is not ready after {:?} ({}/{desired} pods ready)", args.timeout, tracker.ready())
+                format!(
+                    "{deploy} is not ready after {:?} ({}/{desired} pods ready)",
+                    args.timeout,
+                    tracker.ready()
+                )
             };
             return Err(Error::Rollout { message: why, hint: failure_hint(p, req, "") });
         }
@@ -177,16 +184,20 @@ async fn route(
     deadline: tokio::time::Instant,
 ) -> Result<()> {
     let ns = &p.namespace;
-    if let Some(r) = p.routing_when_ready(&written.strategy, ready, written.vs.as_ref()).filter(|_| p.client_routing) {
+    if let Some(r) =
+        p.routing_when_ready(&written.strategy, ready, written.vs.as_ref()).filter(|_| p.client_routing)
+    {
         let read_at = written.vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
         let failed = |e| ops::routing_failed(e, &req.name, ns);
         let r = match ops::write_routing(kube, ns, &r, Write::Real, read_at.as_deref()).await {
             Ok(()) => r,
             // Someone changed the routing since it was pinned: route the latest task from fresh reads.
-            Err(Error::Conflict { .. }) => match ops::converge(kube, ns, &req.name, None, RoutingChoice::Client).await.map_err(failed)? {
-                ops::RoutedBy::Client(r) => *r,
-                ops::RoutedBy::Kubesphere => unreachable!("client routing was asked for"),
-            },
+            Err(Error::Conflict { .. }) => {
+                match ops::converge(kube, ns, &req.name, None, RoutingChoice::Client).await.map_err(failed)? {
+                    ops::RoutedBy::Client(r) => *r,
+                    ops::RoutedBy::Kubesphere => unreachable!("client routing was asked for"),
+                }
+            }
             Err(e) => return Err(failed(e)),
         };
         let summary = crate::view::task::traffic_summary(&crate::view::task::routing_view(&written.strategy));

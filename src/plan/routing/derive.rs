@@ -140,7 +140,11 @@ fn user_fields(h: &HttpRoute) -> HttpRoute {
 /// one, as the controller's lookup does; unnamed routes match unnamed ones) and takes `match`,
 /// `route` and the mirror from the task. Fields of named routes the existing VirtualService no
 /// longer has (a take-over replaced them) come from the stash annotation. Returns the new stash.
-pub fn keep_user_fields(spec: &mut VirtualServiceSpec, old: &VirtualServiceSpec, meta: &ObjectMeta) -> String {
+pub fn keep_user_fields(
+    spec: &mut VirtualServiceSpec,
+    old: &VirtualServiceSpec,
+    meta: &ObjectMeta,
+) -> String {
     let mut stash: BTreeMap<String, HttpRoute> = meta
         .annotations
         .as_ref()
@@ -151,9 +155,13 @@ pub fn keep_user_fields(spec: &mut VirtualServiceSpec, old: &VirtualServiceSpec,
         stash.insert(h.name.clone().unwrap_or_default(), user_fields(h));
     }
     for h in &mut spec.http {
-        let prev = old.http.iter().rev().find(|o| o.name == h.name).map(user_fields).or_else(|| {
-            h.name.as_ref().and_then(|n| stash.get(n)).cloned()
-        });
+        let prev = old
+            .http
+            .iter()
+            .rev()
+            .find(|o| o.name == h.name)
+            .map(user_fields)
+            .or_else(|| h.name.as_ref().and_then(|n| stash.get(n)).cloned());
         if let Some(prev) = prev {
             for (k, v) in prev.extra {
                 h.extra.entry(k).or_insert(v);

@@ -298,3 +298,10 @@ pub fn drifted(live: Option<&VirtualServiceSpec>, want: &VirtualServiceSpec) -> 
     wm.dedup();
     ports_differ || lm != wm
 }
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod matrix_tests;
+#[cfg(test)]
+mod tests;

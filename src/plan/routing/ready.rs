@@ -33,7 +33,10 @@ pub fn ready_versions(svc: &Service, deployments: &[Deployment], principal: Opti
         .iter()
         .filter(|d| d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0)
         .filter(|d| {
-            selects(svc, d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.as_ref()))
+            selects(
+                svc,
+                d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.as_ref()),
+            )
         })
         .filter_map(|d| d.metadata.labels.as_ref()?.get(LABEL_VERSION).cloned())
         .filter(|v| !v.is_empty())
