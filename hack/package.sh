@@ -46,7 +46,7 @@ for sum in dist/kubectl-grayscale-v"$VERSION"-*.tar.gz.sha256; do
   file=$(basename "${sum%.sha256}")
   awk -v file="$file" -v sha="$(cat "$sum")" '
     index($0, file) { hit = 1 }
-    hit && /sha256:/ { sub(/sha256: .*/, "sha256: " sha); hit = 0 }
+    hit && /sha256:/ { sub(/sha256: .*/, "sha256: \"" sha "\""); hit = 0 }
     { print }' dist/grayscale.yaml >dist/grayscale.yaml.tmp
   mv dist/grayscale.yaml.tmp dist/grayscale.yaml
 done

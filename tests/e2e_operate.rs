@@ -206,7 +206,7 @@ fn pause_sends_routing_back_to_the_default_and_resume_restores_it() {
     assert_eq!(strategy(n, "rc").unwrap()["spec"]["strategyPolicy"], "Paused");
     assert_eq!(
         vs_spec(n)["http"],
-        json!([{"match": [{"port": 9080}], "route": [{"destination": {"host": "reviews", "subset": "v1", "port": {"number": 9080}}, "weight": 100}]}])
+        json!([{"name": "http-web", "match": [{"port": 9080}], "route": [{"destination": {"host": "reviews", "subset": "v1", "port": {"number": 9080}}, "weight": 100}]}])
     );
     grayscale(&["resume", "rc", "-n", n]).ok();
     assert_eq!(strategy(n, "rc").unwrap()["spec"]["strategyPolicy"], "WaitForWorkloadReady");

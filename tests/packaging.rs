@@ -14,6 +14,23 @@ fn manifest(path: &PathBuf) -> Value {
     serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The manifest as krew reads it: YAML to JSON first (sigs.k8s.io/yaml), then into typed
+/// fields, so every string field must be a JSON string (an unquoted all-digit hash is a number).
+fn krew_json(path: &PathBuf) -> serde_json::Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn check_krew_strings(m: &serde_json::Value) {
+    for p in m["spec"]["platforms"].as_array().unwrap() {
+        for field in ["uri", "sha256", "bin"] {
+            assert!(p[field].is_string(), "spec.platforms[].{field} must be a string for krew: {}", p[field]);
+        }
+    }
+    for field in ["version", "homepage", "shortDescription"] {
+        assert!(m["spec"][field].is_string(), "spec.{field}");
+    }
+}
+
 fn check_structure(m: &Value, version: &str) {
     assert_eq!(m["apiVersion"].as_str(), Some("krew.googlecontainertools.github.com/v1alpha2"));
     assert_eq!(m["kind"].as_str(), Some("Plugin"));
@@ -50,7 +67,9 @@ fn check_structure(m: &Value, version: &str) {
 
 #[test]
 fn the_committed_manifest_is_a_valid_krew_plugin_for_six_platforms() {
-    check_structure(&manifest(&repo().join("plugin-manifest/grayscale.yaml")), env!("CARGO_PKG_VERSION"));
+    let path = repo().join("plugin-manifest/grayscale.yaml");
+    check_krew_strings(&krew_json(&path));
+    check_structure(&manifest(&path), env!("CARGO_PKG_VERSION"));
 }
 
 #[test]
@@ -74,6 +93,7 @@ fn the_package_script_builds_an_archive_matching_the_rendered_manifest() {
     };
     let archive = repo().join(format!("dist/kubectl-grayscale-v{version}-{os}-{arch}.tar.gz"));
     let rendered = manifest(&repo().join("dist/grayscale.yaml"));
+    check_krew_strings(&krew_json(&repo().join("dist/grayscale.yaml")));
     check_structure(&rendered, version);
     let sha = Command::new("sha256sum").arg(&archive).output().unwrap();
     let sha = String::from_utf8_lossy(&sha.stdout).split_whitespace().next().unwrap().to_string();

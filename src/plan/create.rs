@@ -195,3 +195,7 @@ impl Plan {
         Some(routing::plan(&self.service, &self.app_label, Some(strategy), ready, existing))
     }
 }
+
+#[cfg(test)]
+#[path = "create_tests.rs"]
+mod tests;

@@ -88,9 +88,9 @@ pub fn container(p: &mut Problems, field: &str, c: &ContainerEdit) -> Vec<String
         p.push(Problem::new(format!("{field}.type"), format!("{t:?} must be work or init")));
     }
     if let Some(img) = &c.image
-        && (img.trim().is_empty() || img.chars().any(char::is_whitespace))
+        && let Some(why) = super::image::problem(img)
     {
-        p.push(Problem::new(format!("{field}.image"), format!("{img:?} is not an image reference")));
+        p.push(Problem::new(format!("{field}.image"), format!("{img:?} is not an image reference: {why}")));
     }
     if let Some(pol) = &c.image_pull_policy
         && !["IfNotPresent", "Always", "Never"].contains(&pol.as_str())
