@@ -205,6 +205,7 @@ start() {
   wait_for etcd 30 curl -fsS "http://127.0.0.1:$etcd_port/health"
 
   local pki=$STATE/pki
+  # The audit log is never rotated (a huge --audit-log-maxsize): tests read it from an offset.
   "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
@@ -213,7 +214,7 @@ start() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range 10.96.0.0/16 --disable-admission-plugins ServiceAccount \
     --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log" \
-    --audit-log-maxsize 200 \
+    --audit-log-maxsize 1000000 \
     >"$STATE/logs/kube-apiserver.log" 2>&1 &
   echo $! >>"$STATE/pids"
   write_kubeconfig "$STATE/kubeconfig" "$server" admin restricted

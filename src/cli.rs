@@ -51,6 +51,15 @@ pub struct GlobalArgs {
     /// Time to wait for each API request (e.g. 10s, 1m); 0 waits for ever.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub request_timeout: Option<std::time::Duration>,
+    /// Username to impersonate for the operation, as kubectl's --as.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Group to impersonate (repeat for several), as kubectl's --as-group.
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub as_group: Vec<String>,
+    /// UID to impersonate, as kubectl's --as-uid.
+    #[arg(long = "as-uid", global = true, value_name = "UID")]
+    pub as_uid: Option<String>,
     /// Colour the output: auto (a terminal and no NO_COLOR), always or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -65,6 +74,9 @@ impl GlobalArgs {
             user: self.user.clone(),
             namespace: self.namespace.clone(),
             request_timeout: self.request_timeout.filter(|d| !d.is_zero()),
+            as_user: self.as_user.clone(),
+            as_groups: self.as_group.clone(),
+            as_uid: self.as_uid.clone(),
         }
     }
 }

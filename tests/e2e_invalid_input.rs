@@ -161,6 +161,7 @@ fn invalid_inputs_are_rejected_naming_the_field_and_nothing_is_written() {
         let mut full: Vec<&str> = vec!["create"];
         full.extend(args.iter().map(String::as_str));
         full.extend(["-n", n, "--no-wait"]);
+        full.extend(audit.tag());
         let r = grayscale(&full);
         if r.code != *code || !r.stderr.contains(expect) {
             failures.push(format!(
@@ -176,7 +177,11 @@ fn invalid_inputs_are_rejected_naming_the_field_and_nothing_is_written() {
         cases.len(),
         failures.join("\n")
     );
-    let writes: Vec<_> = audit.plugin_requests(n).into_iter().filter(|e| e.mutating()).collect();
+    let reqs = audit.requests();
+    // The positive control: the cases that pass validation read the cluster, and those reads
+    // were seen; none of them wrote.
+    assert!(reqs.iter().any(|e| e.short() == "get services"), "{reqs:#?}");
+    let writes: Vec<_> = reqs.iter().filter(|e| e.mutating()).collect();
     assert!(writes.is_empty(), "bad input wrote to the cluster: {writes:#?}");
     assert!(get(n, "deployment", "reviews-v2").is_none());
 }

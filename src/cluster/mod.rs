@@ -26,6 +26,10 @@ pub struct ConnectOptions {
     pub user: Option<String>,
     pub namespace: Option<String>,
     pub request_timeout: Option<Duration>,
+    /// Impersonation, as kubectl's --as, --as-group and --as-uid.
+    pub as_user: Option<String>,
+    pub as_groups: Vec<String>,
+    pub as_uid: Option<String>,
 }
 
 #[derive(Clone)]
@@ -61,12 +65,18 @@ impl Kube {
             None => read_kubeconfig().map_err(|e| Error::Config(e.to_string()))?,
         };
         let user = o
-            .user
+            .as_user
             .clone()
+            .or_else(|| o.user.clone())
             .or_else(|| context_user(&kc, o.context.as_deref()))
             .unwrap_or_else(|| "unknown".into());
         let mut config =
             Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| Error::Config(e.to_string()))?;
+        if o.as_user.is_some() || !o.as_groups.is_empty() {
+            config.auth_info.impersonate = o.as_user.clone();
+            config.auth_info.impersonate_groups = (!o.as_groups.is_empty()).then(|| o.as_groups.clone());
+            config.auth_info.impersonate_uid = o.as_uid.clone();
+        }
         if let Some(t) = o.request_timeout {
             config.connect_timeout = Some(t);
             config.read_timeout = Some(t);

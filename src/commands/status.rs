@@ -1,13 +1,14 @@
 use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::Context;
 use crate::error::Result;
 use crate::model::istio::VirtualService;
 use crate::ops;
 use crate::output::{Format, print};
-use crate::view::pods::pod_view;
+use crate::plan::pods::pod_view;
+use crate::plan::routing;
 use crate::view::render;
 use crate::view::task::task_view;
 
@@ -42,11 +43,19 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
     let vs = kube.get::<VirtualService>(&ns, &app).await?;
     let pods = kube.list::<Pod>(Some(&ns), Some(&selector)).await?;
     let events = kube.warning_events(&ns).await?;
+    let svc = kube.get::<Service>(&ns, s.service().unwrap_or_default()).await?;
+    let drift = svc.map(|svc| {
+        let ready = routing::ready_versions_of_pods(&svc, &pods, s.spec.principal.as_deref());
+        let want = routing::plan(&svc, &app, Some(&s), &ready, vs.as_ref());
+        want.mode != routing::RoutingMode::Empty
+            && routing::drifted(vs.as_ref().map(|v| &v.spec), &want.virtual_service.spec)
+    });
     let mut pods: Vec<_> = pods.iter().map(pod_view).collect();
     pods.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
     let recent = crate::view::task::warning_events(&events, &pods, 5);
     let mut view = task_view(&s, &deployments, vs.as_ref(), pods);
     view.events = recent;
+    view.drift = drift;
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     print(&render::status(&view, args.output, now, ctx.ui.color));
     Ok(())

@@ -207,6 +207,14 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
             out.push_str(&format!("  port {port:<5} {}  {label}{mirror}\n", split_bar(&w, 30, color)));
         }
     }
+    if v.drift == Some(true) {
+        out.push_str(&format!(
+            "  {} the VirtualService does not route what the task says; fix it with: kubectl grayscale sync {} -n {}\n",
+            paint(color, "drift:", Color::Yellow),
+            v.name,
+            v.namespace
+        ));
+    }
     let new_unready = v.versions.iter().any(|x| x.role == "new" && x.ready == 0);
     if new_unready && v.policy == crate::model::strategy::POLICY_WAIT && v.governor.is_none() {
         out.push_str(&format!(
@@ -313,6 +321,7 @@ mod snapshot_tests {
             }],
             pods: vec![],
             events: vec![],
+            drift: None,
         }
     }
 

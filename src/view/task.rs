@@ -39,6 +39,10 @@ pub struct TaskView {
     pub live_routing: Vec<PortRouting>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodView>,
+    /// Status only: whether the live VirtualService routes differently from what the task
+    /// derives (`kubectl grayscale sync` repairs it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<bool>,
     /// Status only: the latest Warning events of the task's pods.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventView>,
@@ -256,6 +260,7 @@ pub fn task_view(
         live_routing,
         pods,
         events: vec![],
+        drift: None,
     }
 }
 

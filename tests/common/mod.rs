@@ -247,12 +247,15 @@ pub fn wait_ready(ns: &str, deploy: &str, timeout: Duration) {
     }
 }
 
-/// The API server's audit log: requests made by the plugin.
+/// The API server's audit log. A command run with `audit.tag()` impersonates a user of its own
+/// (with the admin's group), so every request it makes is told apart from other tests' in the
+/// same log: namespaced, cluster-scoped and non-resource (`/api`, `/apis`, `/version`) alike.
 pub struct Audit {
     path: PathBuf,
     offset: u64,
     /// Requests received before the mark (a watch closing late, say) are not counted.
     since: k8s_openapi::jiff::Timestamp,
+    pub id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -260,7 +263,9 @@ pub struct AuditEvent {
     pub verb: String,
     pub uri: String,
     pub namespace: String,
+    pub resource: String,
     pub user_agent: String,
+    pub impersonated: String,
     pub code: i64,
     pub received: k8s_openapi::jiff::Timestamp,
 }
@@ -269,26 +274,78 @@ impl AuditEvent {
     pub fn mutating(&self) -> bool {
         matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
     }
+
+    /// `verb resource` (`get strategies`), or `verb /path` for a non-resource request.
+    pub fn short(&self) -> String {
+        if self.resource.is_empty() {
+            format!("{} {}", self.verb, self.uri.split('?').next().unwrap_or_default())
+        } else {
+            format!("{} {}", self.verb, self.resource)
+        }
+    }
 }
 
 impl Audit {
     /// Marks the current end of the log; later reads see only what comes after.
     pub fn mark() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
         let path = plane().state.join("audit.log");
         let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        Audit { path, offset, since: k8s_openapi::jiff::Timestamp::now() }
+        let id = format!("audit-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        Audit { path, offset, since: k8s_openapi::jiff::Timestamp::now(), id }
     }
 
-    /// Completed requests by the plugin (user agent kubectl-grayscale/...) in `ns`, or
-    /// cluster-scoped when `ns` is empty, since the mark.
+    /// Global flags that make a command's requests this audit's own.
+    pub fn tag(&self) -> [&str; 4] {
+        ["--as", &self.id, "--as-group", "system:masters"]
+    }
+
+    /// Waits until the log holds everything sent before now: a request of our own, sent after
+    /// the command ended, is logged after the command's.
+    fn settle(&self) -> Vec<AuditEvent> {
+        let sentinel = format!("{}-end", self.id);
+        let r = kubectl(&["get", "--raw", "/version", "--as", &sentinel, "--as-group", "system:masters"]);
+        assert_eq!(r.code, 0, "sentinel request failed: {}", r.stderr);
+        let start = Instant::now();
+        loop {
+            let len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+            assert!(
+                len >= self.offset,
+                "the audit log was rotated during the test (the plane disables rotation)"
+            );
+            let events = read_events(&self.path, self.offset);
+            if events.iter().any(|e| e.impersonated == sentinel) {
+                return events.into_iter().filter(|e| e.received >= self.since).collect();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the sentinel request never reached the audit log"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every request of the commands run with `tag()`, in the order the log has them.
+    pub fn requests(&self) -> Vec<AuditEvent> {
+        self.settle().into_iter().filter(|e| e.impersonated == self.id).collect()
+    }
+
+    /// Requests by the plugin (user agent kubectl-grayscale/...) in `ns`, or cluster-scoped
+    /// when `ns` is empty, for commands not run with `tag()`.
     pub fn plugin_requests(&self, ns: &str) -> Vec<AuditEvent> {
-        std::thread::sleep(Duration::from_millis(300));
-        read_events(&self.path, self.offset)
+        self.settle()
             .into_iter()
-            .filter(|e| e.received >= self.since)
             .filter(|e| e.user_agent.starts_with("kubectl-grayscale/"))
             .filter(|e| ns.is_empty() || e.namespace == ns)
             .collect()
+    }
+}
+
+/// Prints what a command did, for the test log.
+pub fn show(what: &str, reqs: &[AuditEvent]) {
+    eprintln!("{what}: {} API requests", reqs.len());
+    for e in reqs {
+        eprintln!("  {} {} -> {}", e.verb, e.uri, e.code);
     }
 }
 
@@ -307,7 +364,9 @@ fn read_events(path: &Path, offset: u64) -> Vec<AuditEvent> {
             verb: e["verb"].as_str().unwrap_or_default().into(),
             uri: e["requestURI"].as_str().unwrap_or_default().into(),
             namespace: e["objectRef"]["namespace"].as_str().unwrap_or_default().into(),
+            resource: e["objectRef"]["resource"].as_str().unwrap_or_default().into(),
             user_agent: e["userAgent"].as_str().unwrap_or_default().into(),
+            impersonated: e["impersonatedUser"]["username"].as_str().unwrap_or_default().into(),
             code: e["responseStatus"]["code"].as_i64().unwrap_or(0),
             received: e["requestReceivedTimestamp"].as_str().and_then(|t| t.parse().ok()).unwrap_or_default(),
         })
