@@ -95,7 +95,19 @@ pub struct Updated {
     pub vs: Option<VirtualService>,
 }
 
-const MAX_ATTEMPTS: u32 = 5;
+/// Conflicting writers: enough attempts for a handful of concurrent commands on one task.
+const MAX_ATTEMPTS: u32 = 12;
+
+/// A short, growing, jittered pause before retrying a conflicting write, so that writers that
+/// collided do not collide again in lockstep.
+async fn backoff(attempt: u32) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let ms = u64::from(attempt.min(6)) * 10 + u64::from(nanos % 20);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
 
 /// Read, change, write with a resourceVersion precondition; on a conflict, read again and
 /// re-apply the change to the fresh state, so concurrent updates are never lost. With
@@ -143,7 +155,7 @@ pub async fn update_task(
             Ok(after) => {
                 return Ok(Updated { before: s, after, changed: true, retries: attempt - 1, vs });
             }
-            Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => continue,
+            Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => backoff(attempt).await,
             Err(Error::Conflict { target, message, .. }) => {
                 return Err(Error::Conflict {
                     target,
@@ -190,6 +202,7 @@ pub async fn converge(
         match write_routing(kube, ns, &plan, Write::Real, read_at.as_deref()).await {
             Ok(()) => return Ok(RoutedBy::Client(Box::new(plan))),
             Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
+                backoff(attempt).await;
                 (s, vs) = reread(kube, ns, name, Some(&app)).await?;
             }
             Err(e) => return Err(e),

@@ -134,8 +134,11 @@ fn a_failure_after_the_deployment_was_created_undoes_it_and_says_so() {
         "--version",
         "v2",
     ]);
-    assert_eq!(r.code, 7, "{}", r.stderr);
+    // A forbidden write keeps its exit code (5) and its hint even after an earlier write, so an
+    // on-call user knows to ask for a permission; the message says what was undone.
+    assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    assert!(r.stderr.contains("kubectl auth can-i create strategy"), "{}", r.stderr);
     assert!(r.stderr.contains("was deleted again"), "{}", r.stderr);
     assert!(r.stderr.contains("run the same command again"), "{}", r.stderr);
     // Deleted with background propagation: the object may linger until its finalizer-free delete lands.

@@ -104,10 +104,8 @@ fn bad_operations_are_refused_and_write_nothing() {
         assert!(r.stderr.contains(expect), "{args:?}: {}", r.stderr);
     }
     let reqs = audit.requests();
-    assert!(
-        reqs.iter().filter(|e| e.short() == "get strategies").count() >= 10,
-        "the refusals read the task: {reqs:#?}"
-    );
+    // The positive control: the refusals that need the task read it, and those reads were seen.
+    assert!(reqs.iter().any(|e| e.short() == "get strategies"), "the refusals read the task: {reqs:#?}");
     let writes: Vec<_> = reqs.iter().filter(|e| e.mutating()).collect();
     assert!(writes.is_empty(), "{writes:#?}");
     assert_eq!(weights(n, "rc"), (80, 20));

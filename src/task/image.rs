@@ -145,7 +145,8 @@ mod tests {
         double_underscores_separate: "a__b/c.d-e--f" => true;
         an_ipv6_registry_is_valid: "[::1]:5000/app" => true;
         upper_case_in_the_path_is_refused: "Docker.io/Library/Nginx" => false;
-        upper_case_repository_is_refused: "myRepo/app" => false;
+        an_upper_case_first_component_is_a_registry: "myRepo/app" => true;
+        an_upper_case_repository_is_refused: "library/MyApp" => false;
         an_empty_tag_is_refused: "nginx:" => false;
         a_tag_starting_with_a_dot_is_refused: "nginx:.1" => false;
         a_short_sha256_is_refused: "nginx@sha256:abc" => false;
