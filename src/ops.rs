@@ -239,7 +239,15 @@ pub async fn update_and_route(
 ) -> Result<(Updated, RoutedBy)> {
     let read_vs = choice != RoutingChoice::Kubesphere;
     let updated = update_task(kube, ns, name, journal, read_vs, make).await?;
-    let start = updated.changed.then(|| (updated.after.clone(), updated.vs.clone()));
+    let start = if updated.changed {
+        Some((updated.after.clone(), updated.vs.clone()))
+    } else if read_vs {
+        // The task was read before the VirtualService: read it again, so the routing derived
+        // is never older than the VirtualService it replaces.
+        Some((get_task(kube, ns, name).await?, updated.vs.clone()))
+    } else {
+        None
+    };
     let routed = converge(kube, ns, name, start, choice).await.map_err(|e| routing_failed(e, name, ns))?;
     Ok((updated, routed))
 }
