@@ -128,6 +128,20 @@ impl Error {
         Error::Invalid(vec![Problem::new(field, message)])
     }
 
+    /// An object that a read found missing, with what to do about it.
+    pub fn missing(kind: &str, ns: &str, name: &str, hint: impl Into<String>) -> Self {
+        Error::NotFound {
+            target: Target {
+                action: "read",
+                kind: kind.into(),
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+            },
+            message: String::new(),
+            hint: Some(hint.into()),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid(_) | Error::Ineligible { .. } => exit::USAGE,

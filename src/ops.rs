@@ -10,7 +10,7 @@
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use crate::cluster::{Kube, Write};
-use crate::error::{Error, Result, Target};
+use crate::error::{Error, Result};
 use crate::model::istio::VirtualService;
 use crate::model::strategy::{LABEL_APP, Strategy};
 use crate::plan::journal;
@@ -18,17 +18,13 @@ use crate::plan::operate::{self, Change};
 use crate::plan::routing::{self, RoutingChoice, RoutingPlan};
 
 pub async fn get_task(kube: &Kube, ns: &str, name: &str) -> Result<Strategy> {
-    kube.get::<Strategy>(ns, name).await?.ok_or_else(|| Error::NotFound {
-        target: Target {
-            action: "read",
-            kind: "task".into(),
-            namespace: Some(ns.into()),
-            name: Some(name.into()),
-        },
-        message: String::new(),
-        hint: Some(format!(
-            "list the tasks with: kubectl grayscale list -n {ns} (or -A for every namespace)"
-        )),
+    kube.get::<Strategy>(ns, name).await?.ok_or_else(|| {
+        Error::missing(
+            "task",
+            ns,
+            name,
+            format!("list the tasks with: kubectl grayscale list -n {ns} (or -A for every namespace)"),
+        )
     })
 }
 
@@ -322,15 +318,9 @@ pub async fn fetch_workloads(
 ) -> Result<(Service, Vec<Pod>)> {
     let svc = kube.get::<Service>(ns, svc_name).await?;
     let pods = kube.list::<Pod>(Some(ns), Some(&format!("{LABEL_APP}={app}"))).await?;
-    let svc = svc.ok_or_else(|| Error::NotFound {
-        target: Target {
-            action: "read",
-            kind: "Service".into(),
-            namespace: Some(ns.into()),
-            name: Some(svc_name.to_string()),
-        },
-        message: String::new(),
-        hint: Some("the task's Service is gone: offline the task".into()),
+    let svc = svc.ok_or_else(|| {
+        Error::missing("Service", ns, svc_name, "the task's Service is gone: offline the task")
     })?;
+
     Ok((svc, pods))
 }

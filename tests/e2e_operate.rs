@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -281,21 +281,10 @@ fn concurrent_relative_shifts_lose_no_update_and_leave_routing_on_the_latest_sta
     let ns = Namespace::new("concurrent");
     let n = ns.name.as_str();
     canary(n, "20");
-    let p = plane();
     let audit = Audit::mark();
     let run_all = |by: &str, count: usize| {
-        let children: Vec<_> = (0..count)
-            .map(|_| {
-                Command::new(BIN)
-                    .args(["shift", "rc", "-n", n, "--by", by])
-                    .args(audit.tag())
-                    .env("KUBECONFIG", &p.kubeconfig)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
+        let children: Vec<_> =
+            (0..count).map(|_| spawn_tagged(&["shift", "rc", "-n", n, "--by", by], &audit)).collect();
         let mut reapplied = 0;
         for c in children {
             let out = c.wait_with_output().unwrap();
@@ -334,7 +323,6 @@ fn concurrent_takeovers_and_shifts_leave_routing_in_agreement_with_the_task() {
     let ns = Namespace::new("racetake");
     let n = ns.name.as_str();
     canary(n, "20");
-    let p = plane();
     let audit = Audit::mark();
     let mut overlapped = false;
     for round in 0..5 {
@@ -345,14 +333,7 @@ fn concurrent_takeovers_and_shifts_leave_routing_in_agreement_with_the_task() {
                 } else {
                     vec!["shift", "rc", "-n", n, "--weight", "30"]
                 };
-                Command::new(BIN)
-                    .args(&args)
-                    .args(audit.tag())
-                    .env("KUBECONFIG", &p.kubeconfig)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                spawn_tagged(&args, &audit)
             })
             .collect();
         for c in children {

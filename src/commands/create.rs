@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cluster::{Kube, Write};
-use crate::error::{Error, Result, Target};
+use crate::error::{Error, Result};
 use crate::model::istio::VirtualService;
 use crate::model::strategy::{Strategy, TaskType};
 use crate::output::{print, to_json, to_yaml};
@@ -123,16 +123,15 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
 /// hands it to the planning core. Writes nothing.
 async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingChoice) -> Result<Plan> {
     let ns = req.namespace.clone().unwrap_or_else(|| kube.namespace.clone());
-    let service = kube.get::<Service>(&ns, &req.service).await?.ok_or_else(|| Error::NotFound {
-        target: Target {
-            action: "read",
-            kind: "Service".into(),
-            namespace: Some(ns.clone()),
-            name: Some(req.service.clone()),
-        },
-        message: String::new(),
-        hint: Some(format!("check the name with: kubectl get services -n {ns}")),
+    let service = kube.get::<Service>(&ns, &req.service).await?.ok_or_else(|| {
+        Error::missing(
+            "Service",
+            &ns,
+            &req.service,
+            format!("check the name with: kubectl get services -n {ns}"),
+        )
     })?;
+
     let keys = create::keys(&service, req)?;
     let deployments = kube.list::<Deployment>(Some(&ns), None).await?;
     let strategies = kube.list::<Strategy>(Some(&ns), None).await?;

@@ -409,6 +409,20 @@ pub fn spawn_grayscale(args: &[&str]) -> std::process::Child {
         .expect("spawn kubectl-grayscale")
 }
 
+/// Starts the plugin in the background with `args` tagged for `audit`; stdout discarded,
+/// stderr piped.
+pub fn spawn_tagged(args: &[&str], audit: &Audit) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .args(audit.tag())
+        .env("KUBECONFIG", &plane().kubeconfig)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kubectl-grayscale")
+}
+
 /// Polls `f` (a check of cluster state, read through kubectl) until it holds.
 #[track_caller]
 pub fn wait_for(what: &str, timeout: Duration, f: impl Fn() -> bool) {
