@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod commands;
 pub mod complete;
 pub mod error;
+pub mod failpoint;
 pub mod model;
 pub mod ops;
 pub mod output;

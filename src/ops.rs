@@ -195,6 +195,7 @@ pub async fn converge(
         let ready = routing::ready_versions_of_pods(&svc, &pods, s.spec.principal.as_deref());
         let plan = routing::plan(&svc, &app, Some(&s), &ready, vs.as_ref());
         let read_at = vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
+        crate::failpoint::gate(crate::failpoint::BEFORE_ROUTING_WRITE).await;
         match write_routing(kube, ns, &plan, Write::Real, read_at.as_deref()).await {
             Ok(()) => return Ok(RoutedBy::Client(Box::new(plan))),
             Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
@@ -280,6 +281,7 @@ pub async fn takeover(
         && let (Some(read), Some(now)) = (read, now)
     {
         let patch = routing::governor_patch(&updated.after, version, read, now);
+        crate::failpoint::gate(crate::failpoint::BEFORE_ROUTING_WRITE).await;
         let fast = kube
             .json_patch::<VirtualService>(ns, &app_label(&updated.after), &patch)
             .await

@@ -507,3 +507,46 @@ fn a_verb_that_changes_nothing_still_brings_routing_back_to_the_task() {
     let st = grayscale(&["status", "rc", "-n", n, "-o", "json"]).ok().json();
     assert_eq!(st["drift"], false, "{st}");
 }
+
+/// Holds a command just before its routing write (a test gate in the binary), lets a later
+/// change run to completion, then releases it: the held command must not put back routing of
+/// the older task state. The interleaving is forced, so this fails whenever the routing write
+/// is not guarded (the precondition of the full path, the `test` of take-over's fast path).
+#[test]
+fn a_command_held_before_its_routing_write_never_overwrites_a_later_change() {
+    let ns = Namespace::new("held");
+    let n = ns.name.as_str();
+    canary(n, "20");
+    for (i, held) in
+        [["shift", "rc", "-n", n, "--weight", "30"], ["takeover", "rc", "-n", n, "--version", "v1"]]
+            .iter()
+            .enumerate()
+    {
+        let gate = std::env::temp_dir().join(format!("grayscale-gate-{}-{i}", std::process::id()));
+        std::fs::create_dir_all(&gate).unwrap();
+        let mut child = std::process::Command::new(BIN)
+            .args(held)
+            .env("KUBECONFIG", &plane().kubeconfig)
+            .env("GRAYSCALE_FAILPOINT_DIR", &gate)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !gate.join("before-routing-write.reached").exists() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("{held:?} ended ({status}) before its routing write");
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "{held:?} never reached its routing write");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        grayscale(&["shift", "rc", "-n", n, "--weight", "60"]).ok();
+        std::fs::write(gate.join("before-routing-write.release"), b"").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{held:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(weights(n, "rc"), (40, 60), "{held:?}");
+        assert_eq!(vs_weights(n), (40, 60), "{held:?}: the VirtualService must route the later change");
+        let _ = std::fs::remove_dir_all(&gate);
+    }
+}
