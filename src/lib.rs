@@ -12,6 +12,7 @@ pub mod ops;
 pub mod output;
 pub mod plan;
 pub mod rollout;
+pub mod signal;
 pub mod task;
 pub mod view;
 

@@ -87,6 +87,9 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
         DryRun::Server => Write::DryRun,
         DryRun::None => Write::Real,
     };
+    // From the first write on, Ctrl-C is held until the writes are done and then stops the
+    // rollout watch, so it never leaves a Deployment without its task.
+    let interrupt = crate::signal::Interrupt::install()?;
     let (written, strategy, vs) = write_objects(ctx, &kube, &plan, write).await?;
     if write == Write::DryRun {
         print_objects(&written, args.output.unwrap_or(ObjectFormat::Yaml));
@@ -116,7 +119,7 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
         ));
         return Ok(());
     }
-    wait::follow(ctx, &kube, &plan, wait::Written { strategy, vs }, &req, &args).await
+    wait::follow(ctx, &kube, &plan, wait::Written { strategy, vs }, interrupt, &req, &args).await
 }
 
 /// Reads what the task needs (one request each, in order on the kept-alive connection) and

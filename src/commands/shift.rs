@@ -135,7 +135,7 @@ async fn gradual(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
     let mut health = Health::new(pods.iter().map(pod_view));
     let mut watch = pod_events_from(&kube, &ns, &selector, &rv);
     let bar = super::schedule_ui::Bar::new(ctx.ui.progress, &name, start, target);
-    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut interrupt = crate::signal::Interrupt::install()?;
     let mut healthy = start;
     let mut at = start;
     for (i, w) in plan.iter().copied().enumerate() {
@@ -167,7 +167,7 @@ async fn gradual(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
                         });
                     }
                 }
-                _ = &mut interrupt => {
+                _ = interrupt.recv() => {
                     bar.finish();
                     return Err(Error::Interrupted {
                         message: format!("the shift stopped at a step boundary: {new} at {at}% (target {target}%)"),

@@ -50,6 +50,7 @@ pub async fn follow(
     kube: &Kube,
     p: &Plan,
     mut written: Written,
+    mut interrupt: crate::signal::Interrupt,
     req: &CreateRequest,
     args: &CreateArgs,
 ) -> Result<()> {
@@ -69,7 +70,6 @@ pub async fn follow(
     let mut watch = pod_events(kube, ns, &format!("{LABEL_APP}={}", p.app_label));
     let mut app_pods = AppPods(BTreeMap::new());
     let mut waiting_for_old = false;
-    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let deadline = tokio::time::Instant::now() + args.timeout;
     let mut routed = false;
     display.status("waiting for pods");
@@ -100,7 +100,7 @@ pub async fn follow(
                 }
             },
             _ = tokio::time::sleep_until(wake) => {}
-            _ = &mut interrupt => {
+            _ = interrupt.recv() => {
                 display.finish();
                 return Err(Error::Interrupted {
                     message: format!("stopped following {deploy}; the task {ns}/{} stays", req.name),
