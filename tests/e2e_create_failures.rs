@@ -198,3 +198,85 @@ fn an_old_version_scaled_to_zero_gives_a_new_version_with_nothing_to_wait_for() 
     assert!(r.stderr.contains("kubectl grayscale sync rc"), "{}", r.stderr);
     assert_eq!(get(n, "deployment", "reviews-v2").unwrap()["spec"]["replicas"], 0);
 }
+
+#[test]
+fn a_canary_created_while_the_old_version_is_not_ready_never_routes_to_the_new_one_alone() {
+    let ns = Namespace::new("oldstarting");
+    let n = ns.name.as_str();
+    // The old version's pods run but never become ready.
+    let yaml = std::fs::read_to_string(repo().join("deploy/demo/bookinfo.yaml"))
+        .unwrap()
+        .replace("docker.io/istio/examples-bookinfo-reviews-v1:1.17.0", "example/never-ready:1");
+    kubectl_stdin(&["apply", "-n", n, "-f", "-"], &yaml).ok();
+    wait_for("the old version's pods to run", std::time::Duration::from_secs(60), || {
+        let r = kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            n,
+            "-l",
+            "app=reviews,version=v1",
+            "--field-selector",
+            "status.phase=Running",
+            "-o",
+            "name",
+        ]);
+        r.stdout.lines().count() == 3
+    });
+    let r = create_with_image(n, "reviews=example/reviews:2", &["--weight", "20", "--timeout", "20s"]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("the old version v1 has no ready pod"), "{}", r.stderr);
+    assert!(!routes_to(n, "v2"), "no route may name v2 while v1 is not ready");
+    // Once the old version is ready, sync routes the task as it is: 80/20.
+    let good = json!({"spec": {"template": {"spec": {"containers": [{"name": "reviews", "image": "example/reviews:1"}]}}}});
+    kubectl(&["patch", "deployment", "reviews-v1", "-n", n, "--type", "strategic", "-p", &good.to_string()])
+        .ok();
+    wait_ready(n, "reviews-v1", std::time::Duration::from_secs(60));
+    grayscale(&["sync", "rc", "-n", n]).ok();
+    let vs = get(n, "virtualservice", "reviews").unwrap();
+    assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 20, "{}", vs["spec"]);
+    assert_eq!(vs["spec"]["http"][0]["route"][1]["destination"]["subset"], "v2", "{}", vs["spec"]);
+}
+
+#[test]
+fn ctrl_c_while_create_follows_the_rollout_exits_130_and_keeps_the_task() {
+    let ns = Namespace::new("createint");
+    bookinfo(&ns.name);
+    let n = ns.name.as_str();
+    let child = spawn_grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--image",
+        "reviews=example/never-ready:2",
+    ]);
+    wait_for("the new version's pods to run", std::time::Duration::from_secs(60), || {
+        let r = kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            n,
+            "-l",
+            "app=reviews,version=v2",
+            "--field-selector",
+            "status.phase=Running",
+            "-o",
+            "name",
+        ]);
+        r.stdout.lines().count() == 3
+    });
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped following reviews-v2"), "{stderr}");
+    assert!(get(n, "strategies.servicemesh.kubesphere.io", "rc").is_some(), "the task stays");
+    assert!(!routes_to(n, "v2"));
+}
