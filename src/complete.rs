@@ -9,11 +9,11 @@ use crate::cli::Cli;
 use crate::cluster::{ConnectOptions, Kube};
 use crate::model::strategy::Strategy;
 
-/// Subcommands whose first positional is a task name.
-const TAKES_TASK: [&str; 16] = [
-    "status", "get", "shift", "match", "takeover", "mirror", "pause", "resume", "offline", "delete",
-    "history", "undo", "sync", "watch", "describe", "ls",
-];
+/// Whether a subcommand's first positional is a task name (`NAME`, id `name`): read from the
+/// command tree, so a new verb completes without a list to keep.
+fn takes_task(sub: &clap::Command) -> bool {
+    sub.get_positionals().next().is_some_and(|a| a.get_id() == "name")
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Need {
@@ -82,7 +82,7 @@ pub fn need(words: &[String], current: &str) -> Need {
             "-n" | "--namespace" => Need::Namespaces,
             "--context" => Need::Contexts,
             "--version" | "--keep" => match positionals.get(1) {
-                Some(task) if sub.as_ref().is_some_and(|s| TAKES_TASK.contains(&s.get_name())) => {
+                Some(task) if sub.as_ref().is_some_and(takes_task) => {
                     Need::Versions { task: task.to_string() }
                 }
                 _ => Need::Nothing,
@@ -113,13 +113,13 @@ pub fn need(words: &[String], current: &str) -> Need {
                 })
                 .collect(),
         ),
-        (Some(s), 1) if s.get_name() == "create" => {
-            Need::Words(vec!["bluegreen".into(), "canary".into(), "mirror".into()])
-        }
-        (Some(s), 1) if s.get_name() == "completion" => {
-            Need::Words(["bash", "zsh", "fish", "powershell"].map(String::from).to_vec())
-        }
-        (Some(s), 1) if TAKES_TASK.contains(&s.get_name()) => Need::Tasks,
+        (Some(s), n) if n >= 1 => match s.get_positionals().nth(n - 1) {
+            Some(a) if !a.get_possible_values().is_empty() => {
+                Need::Words(a.get_possible_values().iter().map(|v| v.get_name().to_string()).collect())
+            }
+            Some(_) if n == 1 && takes_task(s) => Need::Tasks,
+            _ => Need::Nothing,
+        },
         _ => Need::Nothing,
     }
 }
@@ -272,5 +272,24 @@ mod tests {
             need(&w("create"), ""),
             Need::Words(vec!["bluegreen".into(), "canary".into(), "mirror".into()])
         );
+        assert_eq!(need(&w("create canary"), "rc"), Need::Nothing, "a new task's name is not completed");
+        let Need::Words(shells) = need(&w("completion"), "") else { panic!() };
+        assert_eq!(shells, ["bash", "zsh", "fish", "powershell"]);
+    }
+
+    #[test]
+    fn every_verb_with_a_task_argument_completes_task_names() {
+        let cmd = Cli::command();
+        let verbs: Vec<&str> =
+            cmd.get_subcommands().filter(|s| takes_task(s)).map(|s| s.get_name()).collect();
+        for v in [
+            "status", "shift", "match", "takeover", "mirror", "pause", "resume", "offline", "history",
+            "undo", "sync",
+        ] {
+            assert!(verbs.contains(&v), "{v} in {verbs:?}");
+            assert_eq!(need(&w(v), ""), Need::Tasks, "{v}");
+        }
+        assert!(!verbs.contains(&"create") && !verbs.contains(&"list"));
+        assert_eq!(need(&w("get"), ""), Need::Tasks, "aliases too");
     }
 }
