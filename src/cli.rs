@@ -60,6 +60,10 @@ pub struct GlobalArgs {
     /// UID to impersonate, as kubectl's --as-uid.
     #[arg(long = "as-uid", global = true, value_name = "UID")]
     pub as_uid: Option<String>,
+    /// Log level as kubectl's: 6 prints every API request (method, path, status, latency) on
+    /// stderr, 8 their bodies too (Secret data and tokens redacted).
+    #[arg(short = 'v', long = "v", global = true, value_name = "N", default_value_t = 0)]
+    pub verbosity: u8,
     /// Colour the output: auto (a terminal and no NO_COLOR), always or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -77,6 +81,7 @@ impl GlobalArgs {
             as_user: self.as_user.clone(),
             as_groups: self.as_group.clone(),
             as_uid: self.as_uid.clone(),
+            verbosity: self.verbosity,
         }
     }
 }

@@ -50,6 +50,21 @@ fn main() {
         return;
     }
     let cli = Cli::parse();
+    if cli.global.verbosity >= 6 {
+        use tracing_subscriber::prelude::*;
+        let level = if cli.global.verbosity >= 8 { tracing::Level::DEBUG } else { tracing::Level::INFO };
+        // Only the plugin's own request log: the client libraries' internal events are not
+        // what -v promises.
+        let ours = tracing_subscriber::filter::filter_fn(move |m| {
+            m.target().starts_with("grayscale") && *m.level() <= level
+        });
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_level(false)
+            .without_time();
+        tracing_subscriber::registry().with(fmt.with_filter(ours)).init();
+    }
     let ui = Ui::detect(cli.global.color, machine_output(&cli.command));
     let ctx = Context { global: cli.global, ui };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");

@@ -554,3 +554,33 @@ fn a_command_held_before_its_routing_write_never_overwrites_a_later_change() {
         let _ = std::fs::remove_dir_all(&gate);
     }
 }
+
+#[test]
+fn verbosity_six_logs_every_request_and_eight_their_bodies() {
+    let ns = Namespace::new("verbose");
+    let n = ns.name.as_str();
+    canary(n, "20");
+    let audit = Audit::mark();
+    let mut args = vec!["shift", "rc", "-n", n, "--weight", "30", "-v", "6"];
+    args.extend(audit.tag());
+    let r = grayscale(&args).ok();
+    let reqs = audit.requests();
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains(" in ") && l.ends_with(" ms")).collect();
+    assert_eq!(lines.len(), reqs.len(), "one line per request:\n{}\n{reqs:#?}", r.stderr);
+    assert!(
+        lines.iter().any(|l| l.starts_with("PATCH /apis/servicemesh.kubesphere.io/v1alpha2/namespaces/")
+            && l.contains(" 200 OK ")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("request body"), "bodies only at 8");
+    let r = grayscale(&["shift", "rc", "-n", n, "--weight", "40", "--v=8"]).ok();
+    assert!(r.stderr.contains("request body: {\"metadata\""), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("response body: {\"apiVersion\":\"servicemesh.kubesphere.io/v1alpha2\""),
+        "{}",
+        r.stderr
+    );
+    let quiet = grayscale(&["shift", "rc", "-n", n, "--weight", "50"]).ok();
+    assert!(!quiet.stderr.contains(" ms"), "{}", quiet.stderr);
+}

@@ -1,7 +1,10 @@
 //! The one place that talks to the Kubernetes API. Every call names what it does to which
 //! object, so failures classify into the plugin's errors with context.
 
+mod trace;
 mod watch;
+
+pub use trace::TraceLayer;
 
 pub use watch::{PodChange, PodWatch, pod_events, pod_events_from};
 
@@ -30,6 +33,8 @@ pub struct ConnectOptions {
     pub as_user: Option<String>,
     pub as_groups: Vec<String>,
     pub as_uid: Option<String>,
+    /// kubectl's -v: 6 logs every request, 8 their bodies too.
+    pub verbosity: u8,
 }
 
 #[derive(Clone)]
@@ -86,7 +91,14 @@ impl Kube {
             http::HeaderValue::from_str(&user_agent()).expect("ascii user agent"),
         ));
         let namespace = o.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
-        let client = Client::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
+        let client = if o.verbosity >= 6 {
+            kube::client::ClientBuilder::try_from(config)
+                .map_err(|e| Error::Config(e.to_string()))?
+                .with_layer(&TraceLayer { bodies: o.verbosity >= 8 })
+                .build()
+        } else {
+            Client::try_from(config).map_err(|e| Error::Config(e.to_string()))?
+        };
         Ok(Kube { client, namespace, user })
     }
 
