@@ -9,6 +9,9 @@
 #
 # Environment: GRAYSCALE_CACHE (default ~/.cache/kubectl-grayscale) keeps the built binaries;
 # GRAYSCALE_STATE (default $GRAYSCALE_CACHE/plane) holds certificates, logs and the kubeconfig.
+# A second plane for the KubeSphere conformance suite: another GRAYSCALE_STATE, GRAYSCALE_CRDS
+# (a folder of CRDs to install instead of deploy/crds, applied without client validation) and
+# GRAYSCALE_PEER (a controller binary started with the admin kubeconfig, stopped by `down`).
 set -euo pipefail
 
 CACHE=${GRAYSCALE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-grayscale}
@@ -232,18 +235,22 @@ start() {
     >"$STATE/logs/sim-kubelet.log" 2>&1 &
   echo $! >>"$STATE/pids"
 
-  kubectl --kubeconfig "$STATE/kubeconfig" apply -f "$ROOT/deploy/crds/" >/dev/null
+  kubectl --kubeconfig "$STATE/kubeconfig" apply --validate=false -f "${GRAYSCALE_CRDS:-$ROOT/deploy/crds}/" >/dev/null
   wait_for "the custom resource definitions" 30 kubectl --kubeconfig "$STATE/kubeconfig" wait \
     --for condition=established --timeout 2s crd --all
   wait_for "the simulated kubelet's node" 30 kubectl --kubeconfig "$STATE/kubeconfig" wait \
     --for condition=Ready --timeout 2s node/sim-node
+  if [ -n "${GRAYSCALE_PEER:-}" ]; then
+    "$GRAYSCALE_PEER" --kubeconfig "$STATE/kubeconfig" >"$STATE/logs/peer.log" 2>&1 &
+    echo $! >>"$STATE/pids"
+  fi
 }
 
 # Only processes of this plane: a pid left from an earlier boot may belong to something else.
 ours() {
   local cmd
   cmd=$({ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null) || return 1
-  case "$cmd" in *etcd*|*kube-apiserver*|*kube-controller-manager*|*sim-kubelet*) return 0 ;; esac
+  case "$cmd" in *etcd*|*kube-apiserver*|*controller-manager*|*sim-kubelet*) return 0 ;; esac
   return 1
 }
 

@@ -19,5 +19,9 @@ if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
 
+if [ ! -x ../shared/peers/kubesphere-3.3/controller-manager ]; then
+  echo "the KubeSphere conformance suite did not run: ../shared/peers/kubesphere-3.3/ (KubeSphere 3.3's own controllers) is not beside the repository" >&2
+fi
+
 echo "== tests" >&2
 cargo test --workspace --all-targets "$@"

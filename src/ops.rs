@@ -114,6 +114,7 @@ pub async fn update_task(
     name: &str,
     journal: Journal<'_>,
     read_vs: bool,
+    warn: &dyn Fn(&str),
     make: impl Fn(&Strategy) -> Result<Change>,
 ) -> Result<Updated> {
     let mut attempt = 0;
@@ -126,6 +127,9 @@ pub async fn update_task(
         }
         let change = make(&s)?;
         let to = operate::apply(&s, &change)?;
+        if attempt == 1 {
+            operate::console_warnings(&s, &change).iter().for_each(|w| warn(w));
+        }
         let from = operate::state_of(&s);
         if to == from {
             return Ok(Updated { before: s.clone(), after: s, changed: false, retries: attempt - 1, vs });
@@ -188,6 +192,13 @@ pub async fn converge(
     };
     for attempt in 1..=MAX_ATTEMPTS {
         if kubesphere_routes(choice, vs.as_ref()) {
+            if let Some(live) = vs.as_ref()
+                && let Some(patch) = routing::kubesphere_mirror_patch(&s, live)
+            {
+                // A failed test means the controller rewrote it meanwhile: its next sync
+                // carries what is there, so nothing is lost by not retrying here.
+                kube.json_patch::<VirtualService>(ns, &app_label(&s), &patch).await?;
+            }
             return Ok(RoutedBy::Kubesphere);
         }
         let app = app_label(&s);
@@ -232,10 +243,11 @@ pub async fn update_and_route(
     name: &str,
     journal: Journal<'_>,
     choice: RoutingChoice,
+    warn: &dyn Fn(&str),
     make: impl Fn(&Strategy) -> Result<Change>,
 ) -> Result<(Updated, RoutedBy)> {
     let read_vs = choice != RoutingChoice::Kubesphere;
-    let updated = update_task(kube, ns, name, journal, read_vs, make).await?;
+    let updated = update_task(kube, ns, name, journal, read_vs, warn, make).await?;
     let start = if updated.changed {
         Some((updated.after.clone(), updated.vs.clone()))
     } else if read_vs {
@@ -267,9 +279,10 @@ pub async fn takeover(
     name: &str,
     version: &str,
     choice: RoutingChoice,
+    warn: &dyn Fn(&str),
 ) -> Result<(Updated, RoutedBy)> {
     let v = version.to_string();
-    let updated = update_task(kube, ns, name, Journal::Push("takeover"), false, move |_| {
+    let updated = update_task(kube, ns, name, Journal::Push("takeover"), false, warn, move |_| {
         Ok(Change::Takeover(v.clone()))
     })
     .await?;

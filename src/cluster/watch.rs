@@ -84,3 +84,60 @@ impl PodWatch {
         }
     }
 }
+
+/// Waits until `done(service's DestinationRule, app's VirtualService)` holds, re-checking on
+/// every change of either (two watches from the current state).
+pub async fn await_routing(
+    kube: &Kube,
+    ns: &str,
+    dr_name: &str,
+    vs_name: &str,
+    done: impl Fn(
+        Option<&crate::model::istio::DestinationRule>,
+        Option<&crate::model::istio::VirtualService>,
+    ) -> bool,
+) -> Result<()> {
+    use crate::model::istio::{DestinationRule, VirtualService};
+    use kube::runtime::watcher::{self, Event};
+    enum Seen {
+        Dr(Option<DestinationRule>),
+        Vs(Option<VirtualService>),
+    }
+    fn latest<K: Clone>(e: Event<K>) -> Option<Option<K>> {
+        match e {
+            Event::Apply(o) | Event::InitApply(o) => Some(Some(o)),
+            Event::Delete(_) => Some(None),
+            _ => None,
+        }
+    }
+    let dr_api: Api<DestinationRule> = Api::namespaced(kube.client.clone(), ns);
+    let vs_api: Api<VirtualService> = Api::namespaced(kube.client.clone(), ns);
+    let drs =
+        watcher::watcher(dr_api, watcher::Config::default().fields(&format!("metadata.name={dr_name}")))
+            .map(|e| e.map(|e| latest(e).map(Seen::Dr)));
+    let vss =
+        watcher::watcher(vs_api, watcher::Config::default().fields(&format!("metadata.name={vs_name}")))
+            .map(|e| e.map(|e| latest(e).map(Seen::Vs)));
+    let mut events = futures::stream::select(drs.boxed(), vss.boxed());
+    let (mut dr, mut vs) = (None, None);
+    while let Some(ev) = events.next().await {
+        let ev = ev.map_err(|e| {
+            super::watch_error(
+                target::<VirtualService>("watch", Some(ns), Some(vs_name)),
+                kube::runtime::wait::Error::ProbeFailed(e),
+            )
+        })?;
+        match ev {
+            Some(Seen::Dr(d)) => dr = d,
+            Some(Seen::Vs(v)) => vs = v,
+            None => continue,
+        }
+        if done(dr.as_ref(), vs.as_ref()) {
+            return Ok(());
+        }
+    }
+    Err(Error::Watch {
+        message: format!("the watch of {ns}/{vs_name} ended"),
+        hint: "run the command again".into(),
+    })
+}

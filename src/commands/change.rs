@@ -48,7 +48,8 @@ pub async fn change_and_route(
 ) -> Result<Updated> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let (updated, routed) = ops::update_and_route(&kube, &ns, name, journal, routing, make).await?;
+    let (updated, routed) =
+        ops::update_and_route(&kube, &ns, name, journal, routing, &|w| ctx.ui.warn(w), make).await?;
     if updated.retries > 0 {
         ctx.ui.warn(&format!(
             "the task changed concurrently; re-applied on fresh state ({} retries)",

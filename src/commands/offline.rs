@@ -91,12 +91,17 @@ pub async fn run(ctx: &Context, args: OfflineArgs) -> Result<()> {
     let fail = |done: &[String], e: Error| partial(done, e, &args.name, &keep, &ns);
 
     let k = keep.clone();
-    let (_, routed) =
-        ops::update_and_route(&kube, &ns, &args.name, Journal::Push("offline"), args.routing, move |_| {
-            Ok(Change::Takeover(k.clone()))
-        })
-        .await
-        .map_err(|e| fail(&done, e))?;
+    let (_, routed) = ops::update_and_route(
+        &kube,
+        &ns,
+        &args.name,
+        Journal::Push("offline"),
+        args.routing,
+        &|w| ctx.ui.warn(w),
+        move |_| Ok(Change::Takeover(k.clone())),
+    )
+    .await
+    .map_err(|e| fail(&done, e))?;
     done.push(format!("governor set to {keep}"));
     let client = match routed {
         RoutedBy::Client(_) => true,

@@ -108,9 +108,15 @@ async fn set_weight(
     w: u8,
     routing: RoutingChoice,
 ) -> Result<Strategy> {
-    let (u, _) = ops::update_and_route(kube, ns, name, Journal::Push("shift"), routing, move |_| {
-        Ok(Change::Weight(w))
-    })
+    let (u, _) = ops::update_and_route(
+        kube,
+        ns,
+        name,
+        Journal::Push("shift"),
+        routing,
+        &|w| ctx.ui.warn(w),
+        move |_| Ok(Change::Weight(w)),
+    )
     .await?;
     if u.retries > 0 {
         ctx.ui.warn(&format!(

@@ -51,7 +51,8 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
     let version = args.version.clone().unwrap_or_default();
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let (updated, routed) = ops::takeover(&kube, &ns, &args.name, &version, args.routing).await?;
+    let (updated, routed) =
+        ops::takeover(&kube, &ns, &args.name, &version, args.routing, &|w| ctx.ui.warn(w)).await?;
     print(&format!("task {}: {} -> {}\n", args.name, summary(&updated.before), summary(&updated.after)));
     match routed {
         RoutedBy::Client(_) => ctx.ui.info(&format!(

@@ -141,10 +141,13 @@ pub fn create(req: &CreateRequest, o: Observed, choice: RoutingChoice) -> Result
     }
     check_protocol(req, &ns, e.protocol)?;
     let deployment = new_version::derive(&e.old, &e.app_label, req)?;
-    let icon = o
-        .application
-        .as_ref()
-        .and_then(|a| a["metadata"]["annotations"][ANN_ICON].as_str().map(str::to_string));
+    // The console takes the icon from the app's descriptor (older apps carry it as an annotation).
+    let icon = o.application.as_ref().and_then(|a| {
+        a["spec"]["descriptor"]["icons"][0]["src"]
+            .as_str()
+            .or(a["metadata"]["annotations"][ANN_ICON].as_str())
+            .map(str::to_string)
+    });
     let strategy = task::build(req, &ns, &e, icon);
     let client_routing = match choice {
         RoutingChoice::Client => true,

@@ -255,3 +255,34 @@ fn keys_name_what_to_read_next() {
     let k = keys(&service("http"), &canary()).unwrap();
     assert_eq!(k, Keys { application: Some("bookinfo".into()), virtual_service: "reviews".into() });
 }
+
+#[test]
+fn a_kubesphere_deployment_without_the_mesh_annotation_is_refused() {
+    let mut o = observed();
+    o.deployments[0].metadata.annotations = None;
+    assert!(refused(&canary(), o).contains("KubeSphere would never route its versions"));
+}
+
+#[test]
+fn the_task_is_labelled_with_the_service_name_and_the_apps_descriptor_icon() {
+    let mut o = observed();
+    o.application = Some(
+        json!({"metadata": {"name": "bookinfo", "annotations": {"servicemesh.kubesphere.io/enabled": "true"}},
+        "spec": {"descriptor": {"icons": [{"src": "/assets/from-descriptor.svg"}]}}}),
+    );
+    let p = create(&canary(), o, RoutingChoice::Client).unwrap();
+    assert_eq!(p.strategy.annotation(ANN_ICON), Some("/assets/from-descriptor.svg"));
+    assert_eq!(p.strategy.labels().get("app").map(String::as_str), Some("reviews"));
+}
+
+#[test]
+fn several_headers_warn_that_the_console_keeps_only_the_first() {
+    let req = request(TaskType::Canary, |f| f.headers = vec!["a=1".into(), "b=2".into()]);
+    assert!(
+        req.warnings.iter().any(|w| w.contains("keeps only the first custom header")),
+        "{:?}",
+        req.warnings
+    );
+    let one = request(TaskType::Canary, |f| f.headers = vec!["a=1".into()]);
+    assert!(one.warnings.is_empty());
+}

@@ -192,6 +192,17 @@ pub fn check(
         ));
     }
     if shape == Shape::Kubesphere {
+        let enabled = old.metadata.annotations.as_ref().and_then(|a| a.get(ANN_SERVICEMESH_ENABLED));
+        if enabled.map(String::as_str) != Some("true") {
+            return Err(ineligible(
+                format!(
+                    "Deployment {ns}/{old_name} does not have the annotation {ANN_SERVICEMESH_ENABLED}: \"true\", so KubeSphere would never route its versions"
+                ),
+                format!(
+                    "enable application governance for it in the console, or: kubectl annotate deployment {old_name} -n {ns} {ANN_SERVICEMESH_ENABLED}=true"
+                ),
+            ));
+        }
         let sel = old.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
         let dl = labels(&old.metadata);
         for l in [LABEL_APP, LABEL_APP_NAME, LABEL_APP_VERSION] {

@@ -195,11 +195,37 @@ pub fn apply(s: &Strategy, change: &Change) -> Result<TaskState, Error> {
                     format!("task {} is not paused (policy {})", name(s), st.policy),
                 ));
             }
-            st.policy = POLICY_WAIT.to_string();
+            // The policy the task had before it was paused (journaled), not always
+            // WaitForWorkloadReady: a task that routed Immediately keeps doing so.
+            st.policy = super::journal::read(s)
+                .iter()
+                .rev()
+                .find(|e| e.to.policy == POLICY_PAUSED && e.from.policy != POLICY_PAUSED)
+                .map(|e| e.from.policy.clone())
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| POLICY_WAIT.to_string());
         }
         Change::RestoreState(prev) => st = (**prev).clone(),
     }
     Ok(st)
+}
+
+pub const WARN_HEADERS: &str = "the KubeSphere console's editor keeps only the first custom header: editing this task in the console drops the others";
+
+/// What the console cannot show or would undo, said before the change is written.
+pub fn console_warnings(s: &Strategy, change: &Change) -> Vec<String> {
+    let (old, new) = versions(s);
+    let new = new.unwrap_or_default();
+    match change {
+        Change::Match(rule) if rule.headers.len() > 1 => vec![WARN_HEADERS.into()],
+        Change::Mirror { on: true, percent: Some(_) } => vec![
+            "the KubeSphere console does not show the mirror percentage, and KubeSphere 3.4's Strategy schema (which spells it mirror_percentage) drops it: there Istio mirrors 100%".into(),
+        ],
+        Change::Takeover(v) if s.task_type() == Some(TaskType::Mirror) && *v == new => vec![format!(
+            "the KubeSphere console offers no take-over of a mirror task and keeps {old} when it takes the task offline, deleting {new}, which now takes all traffic: end this task with kubectl grayscale offline --keep {new}"
+        )],
+        _ => vec![],
+    }
 }
 
 /// The merge patch that writes `to` (and the journal annotation), guarded by the read
@@ -234,6 +260,7 @@ pub fn with_state(s: &Strategy, to: &TaskState) -> Strategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::istio::StringMatch;
     use crate::task::matching::ClientOs;
     use serde_json::json;
 
@@ -297,5 +324,40 @@ mod tests {
         assert_eq!(p["metadata"]["resourceVersion"], "7");
         assert_eq!(p["spec"]["template"]["spec"]["http"][0]["route"][1]["weight"], 50);
         assert_eq!(p["spec"]["governor"], "");
+    }
+
+    #[test]
+    fn resume_restores_the_policy_the_task_had_before_the_pause() {
+        let mut s = canary(20);
+        s.spec.strategy_policy = Some("Paused".into());
+        let entry = crate::plan::journal::Entry {
+            at: "t".into(),
+            by: "me".into(),
+            action: "pause".into(),
+            from: TaskState { policy: "Immediately".into(), ..TaskState::default() },
+            to: TaskState { policy: "Paused".into(), ..TaskState::default() },
+        };
+        let ann = crate::plan::journal::annotation(&[entry]);
+        s.metadata.annotations = Some(serde_json::from_value(ann).unwrap());
+        assert_eq!(apply(&s, &Change::Resume).unwrap().policy, "Immediately");
+        let mut console_paused = canary(20);
+        console_paused.spec.strategy_policy = Some("Paused".into());
+        assert_eq!(apply(&console_paused, &Change::Resume).unwrap().policy, "WaitForWorkloadReady");
+    }
+
+    #[test]
+    fn what_the_console_cannot_show_is_warned_about() {
+        let rule = MatchRule {
+            headers: vec![("a".into(), StringMatch::exact("1")), ("b".into(), StringMatch::exact("2"))],
+            ..MatchRule::default()
+        };
+        assert_eq!(console_warnings(&canary(20), &Change::Match(rule)).len(), 1);
+        assert_eq!(console_warnings(&canary(20), &Change::Mirror { on: true, percent: Some(5.0) }).len(), 1);
+        assert!(console_warnings(&canary(20), &Change::Mirror { on: true, percent: None }).is_empty());
+        let mut mirror = canary(0);
+        mirror.spec.kind = Some("Mirror".into());
+        assert!(console_warnings(&mirror, &Change::Takeover("v2".into()))[0].contains("offline --keep v2"));
+        assert!(console_warnings(&mirror, &Change::Takeover("v1".into())).is_empty());
+        assert!(console_warnings(&canary(20), &Change::Takeover("v2".into())).is_empty());
     }
 }

@@ -13,7 +13,9 @@ use crate::task::request::{CreateRequest, Routing};
 pub fn build(req: &CreateRequest, namespace: &str, e: &Eligible, app_icon: Option<String>) -> Strategy {
     let svc = &req.service;
     let mut labels: BTreeMap<String, String> = e.app_labels.clone();
-    labels.insert(LABEL_APP.into(), e.app_label.clone());
+    // The console labels the task with the Service's name (KubeSphere's controller then finds
+    // it by the Service's app label, which is the same for Services the console made).
+    labels.insert(LABEL_APP.into(), req.service.clone());
     let old_name = e.old.metadata.name.clone().unwrap_or_default();
     let old_replicas = e.old.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let mut annotations = BTreeMap::from([

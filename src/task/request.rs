@@ -353,6 +353,11 @@ pub fn build(t: TaskType, f: &CreateFlags, file: Option<TaskFile>) -> Result<Cre
     if !p.is_empty() {
         return Err(p);
     }
+    if let Routing::Match { rule } = &routing
+        && rule.headers.len() > 1
+    {
+        warnings.push(crate::plan::operate::WARN_HEADERS.to_string());
+    }
     Ok(CreateRequest {
         name,
         task_type: t,

@@ -26,31 +26,83 @@ pub struct Plane {
 /// fails with the script's output.
 pub fn plane() -> &'static Plane {
     static PLANE: OnceLock<Plane> = OnceLock::new();
-    PLANE.get_or_init(|| {
-        let mut cmd = Command::new("bash");
-        cmd.arg(repo().join("hack/local-cluster.sh")).arg("up").stdin(Stdio::null());
-        // The script runs cargo: variables cargo set for this test would make it rebuild
-        // dependencies whose build scripts watch them (ring watches CARGO_MANIFEST_DIR).
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
-                cmd.env_remove(k);
-            }
+    PLANE.get_or_init(|| start_plane(&[]))
+}
+
+pub fn kubesphere_peer() -> Option<PathBuf> {
+    let dir = repo().join("../shared/peers/kubesphere-3.3");
+    dir.join("controller-manager").is_file().then_some(dir)
+}
+
+/// A second control plane running KubeSphere's controllers with the upstream CRDs, for the
+/// conformance suite. None where the peer is not at hand.
+pub fn kubesphere_plane() -> Option<&'static Plane> {
+    static PLANE: OnceLock<Option<Plane>> = OnceLock::new();
+    PLANE
+        .get_or_init(|| {
+            let peer = kubesphere_peer()?;
+            let state = plane().state.with_file_name("plane-ks");
+            Some(start_plane(&[
+                ("GRAYSCALE_STATE", state.to_str().unwrap()),
+                ("GRAYSCALE_CRDS", peer.join("crds").to_str().unwrap()),
+                ("GRAYSCALE_PEER", peer.join("controller-manager").to_str().unwrap()),
+            ]))
+        })
+        .as_ref()
+}
+
+fn start_plane(env: &[(&str, &str)]) -> Plane {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join("hack/local-cluster.sh")).arg("up").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // The script runs cargo: variables cargo set for this test would make it rebuild
+    // dependencies whose build scripts watch them (ring watches CARGO_MANIFEST_DIR).
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+            cmd.env_remove(k);
         }
-        let out = cmd.output().expect("run hack/local-cluster.sh");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the local control plane did not start:\n{}\n{}",
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line =
-            stdout.lines().find_map(|l| l.strip_prefix("export KUBECONFIG=")).expect("kubeconfig line");
-        let kubeconfig = PathBuf::from(line.trim());
-        let state = kubeconfig.parent().expect("state dir").to_path_buf();
-        Plane { kubeconfig, state }
-    })
+    }
+    let out = cmd.output().expect("run hack/local-cluster.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the local control plane did not start:\n{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().find_map(|l| l.strip_prefix("export KUBECONFIG=")).expect("kubeconfig line");
+    let kubeconfig = PathBuf::from(line.trim());
+    let state = kubeconfig.parent().expect("state dir").to_path_buf();
+    Plane { kubeconfig, state }
+}
+
+/// The plugin against a given plane.
+pub fn grayscale_in(p: &Plane, args: &[&str]) -> Run {
+    let mut c = Command::new(BIN);
+    c.args(args).env("KUBECONFIG", &p.kubeconfig).env_remove("NO_COLOR").stdin(Stdio::null());
+    Run::from(c.output().expect("run kubectl-grayscale"))
+}
+
+/// kubectl against a given plane, with optional standard input.
+pub fn kubectl_in(p: &Plane, args: &[&str], input: Option<&str>) -> Run {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", &p.kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(i) = input {
+        stdin.write_all(i.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    Run::from(child.wait_with_output().unwrap())
 }
 
 pub struct Run {
@@ -169,6 +221,23 @@ pub fn bookinfo(ns: &str) {
 /// A composed app in the KubeSphere shape: Service `svc` and Deployment `svc-v1`.
 /// `ports` are (name, port) pairs.
 pub fn composed_app(ns: &str, app: &str, svc: &str, ports: &[(&str, u16)], replicas: u32, image: &str) {
+    kubectl_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        &composed_app_yaml(app, svc, "v1", ports, replicas, image),
+    )
+    .ok();
+    wait_ready(ns, &format!("{svc}-v1"), Duration::from_secs(60));
+}
+
+/// The objects of a composed app as the console writes them, with the old version `version`.
+pub fn composed_app_yaml(
+    app: &str,
+    svc: &str,
+    version: &str,
+    ports: &[(&str, u16)],
+    replicas: u32,
+    image: &str,
+) -> String {
     let port_lines: String = ports
         .iter()
         .map(|(n, p)| format!("  - {{name: {n}, port: {p}, targetPort: {p}, protocol: TCP}}\n"))
@@ -178,9 +247,10 @@ pub fn composed_app(ns: &str, app: &str, svc: &str, ports: &[(&str, u16)], repli
         .map(|(n, p)| format!("        - {{name: {n}, containerPort: {p}, protocol: TCP}}\n"))
         .collect();
     let labels = format!("{{app: {svc}, app.kubernetes.io/name: {app}, app.kubernetes.io/version: v1}}");
-    let vlabels =
-        format!("{{app: {svc}, version: v1, app.kubernetes.io/name: {app}, app.kubernetes.io/version: v1}}");
-    let yaml = format!(
+    let vlabels = format!(
+        "{{app: {svc}, version: {version:?}, app.kubernetes.io/name: {app}, app.kubernetes.io/version: v1}}"
+    );
+    format!(
         r#"apiVersion: app.k8s.io/v1beta1
 kind: Application
 metadata:
@@ -203,7 +273,7 @@ spec:
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {svc}-v1
+  name: {svc}-{workload}
   labels: {vlabels}
   annotations: {{servicemesh.kubesphere.io/enabled: "true"}}
 spec:
@@ -218,10 +288,9 @@ spec:
       - name: {svc}
         image: {image}
         ports:
-{cport_lines}"#
-    );
-    kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &yaml).ok();
-    wait_ready(ns, &format!("{svc}-v1"), Duration::from_secs(60));
+{cport_lines}"#,
+        workload = version.replace('.', "-")
+    )
 }
 
 /// Waits (watching through kubectl) until a Deployment reports all replicas ready.

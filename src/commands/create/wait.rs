@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::CreateArgs;
-use crate::cluster::{Kube, PodChange, Write, pod_events};
+use crate::cluster::{Kube, PodChange, Write, await_routing, pod_events};
 use crate::commands::Context;
 use crate::error::{Error, Result};
+use crate::model::istio::DestinationRule;
 use crate::model::istio::VirtualService;
 use crate::model::strategy::normalize_version;
 use crate::model::strategy::{LABEL_APP, LABEL_VERSION, Strategy};
@@ -204,30 +205,30 @@ async fn route(
         display.note(&format!("routing applied to {} ({}): {summary}", r.service, ctx_mode(&r)));
         return Ok(());
     }
-    // KubeSphere routes: wait for its controller to send traffic to the new subset.
-    let subset = normalize_version(&req.version);
-    let api: Api<VirtualService> = Api::namespaced(kube.client.clone(), ns);
-    let cond = move |vs: Option<&VirtualService>| {
-        vs.is_some_and(|vs| {
-            let text = serde_json::to_string(&vs.spec).unwrap_or_default();
-            text.contains(&format!("\"subset\":\"{subset}\""))
-        })
+    // KubeSphere routes: wait until its controllers have put the task's routes in place (for a
+    // blue-green task whose old version governs, that is "all traffic to the old version").
+    if let Some(why) = routing::kubesphere_never_routes(&written.strategy) {
+        display.note(&format!("warning: {why}; not waiting for it (route this task with --routing client)"));
+        return Ok(());
+    }
+    display.note("waiting for KubeSphere's controllers to route the task");
+    let svc = &p.service;
+    let svc_name = svc.metadata.name.clone().unwrap_or_default();
+    let s = &written.strategy;
+    let done = |dr: Option<&DestinationRule>, vs: Option<&VirtualService>| {
+        routing::kubesphere_routed(svc, &p.app_label, s, dr, vs)
     };
-    display.note("waiting for KubeSphere's controllers to route the new version");
-    match tokio::time::timeout_at(deadline, await_condition(api, &p.app_label, cond)).await {
-        Ok(Ok(_)) => {
-            display.note("KubeSphere routed the new version");
+    match tokio::time::timeout_at(deadline, await_routing(kube, ns, &svc_name, &p.app_label, done)).await {
+        Ok(Ok(())) => {
+            display.note("KubeSphere routed the task");
             Ok(())
         }
-        Ok(Err(e)) => Err(crate::cluster::watch_error(
-            crate::cluster::target::<VirtualService>("watch", Some(ns), Some(&p.app_label)),
-            e,
-        )),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Rollout {
-            message: format!("KubeSphere did not route {} before the timeout", req.version),
+            message: format!("KubeSphere did not route task {} before the timeout", req.name),
             hint: format!(
-                "check that ks-controller-manager runs; on a cluster without KubeSphere create with --routing=client, or route now with: kubectl grayscale sync {} -n {ns}",
-                req.name
+                "check that KubeSphere's controller-manager runs (kubectl get virtualservice {} -n {ns} -o yaml shows what it wrote); the task stays: see it with kubectl grayscale status {} -n {ns}",
+                p.app_label, req.name
             ),
         }),
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{Port, is_http_like};
+use super::{Flavor, Port, is_http_like};
 use crate::model::istio::*;
 use crate::model::strategy::{Strategy, normalize_version};
 
@@ -54,8 +54,8 @@ pub(super) fn default_spec(svc: &str, ports: &[Port], subset: &str) -> VirtualSe
     spec
 }
 
-fn normalise_dest(d: &mut Destination, port: Option<u32>) {
-    if let Some(s) = d.subset.as_mut() {
+fn normalise_dest(d: &mut Destination, port: Option<u32>, subset: bool) {
+    if subset && let Some(s) = d.subset.as_mut() {
         *s = normalize_version(s);
     }
     if let Some(p) = port {
@@ -63,12 +63,30 @@ fn normalise_dest(d: &mut Destination, port: Option<u32>) {
     }
 }
 
-/// Step 8, with a governor: every port to the governor's subset on its own port.
-fn governed(spec: &mut VirtualServiceSpec, svc: &str, ports: &[Port], governor: &str) {
-    let gov = normalize_version(governor);
+/// Step 8, with a governor. Client flavor: every port to the governor's subset on its own port.
+/// KubeSphere: HTTP routes only for HTTP-like ports and only if the template has HTTP items, TCP
+/// routes likewise; every HTTP governor route goes to the Service's first port.
+fn governed(
+    spec: &mut VirtualServiceSpec,
+    t: &VirtualServiceSpec,
+    svc: &str,
+    ports: &[Port],
+    governor: &str,
+    flavor: Flavor,
+) {
+    let gov = match flavor {
+        Flavor::Client => normalize_version(governor),
+        Flavor::Kubesphere => governor.to_string(),
+    };
+    let first = ports.first().map_or(0, |p| p.number);
     for p in ports {
-        let route = vec![to_subset(svc, &gov, p.number, 100)];
-        if is_http_like(&p.name) {
+        let http = is_http_like(&p.name);
+        if flavor == Flavor::Kubesphere && ((http && t.http.is_empty()) || (!http && t.tcp.is_empty())) {
+            continue;
+        }
+        let to_port = if flavor == Flavor::Kubesphere && http { first } else { p.number };
+        let route = vec![to_subset(svc, &gov, to_port, 100)];
+        if http {
             spec.http.push(HttpRoute { matches: vec![port_match(p.number)], route, ..HttpRoute::default() });
         } else {
             spec.tcp.push(TcpRoute { matches: vec![l4_match(p.number)], route, ..TcpRoute::default() });
@@ -77,14 +95,15 @@ fn governed(spec: &mut VirtualServiceSpec, svc: &str, ports: &[Port], governor: 
 }
 
 /// Step 8.
-pub(super) fn generated(s: &Strategy, svc: &str, ports: &[Port]) -> VirtualServiceSpec {
+pub(super) fn generated(s: &Strategy, svc: &str, ports: &[Port], flavor: Flavor) -> VirtualServiceSpec {
     let t = &s.spec.template.spec;
     let hosts = if t.hosts.is_empty() { vec![svc.to_string()] } else { t.hosts.clone() };
     let mut spec = VirtualServiceSpec { hosts, tls: t.tls.clone(), ..VirtualServiceSpec::default() };
     if let Some(gov) = s.governor() {
-        governed(&mut spec, svc, ports, gov);
+        governed(&mut spec, t, svc, ports, gov, flavor);
         return spec;
     }
+    let normalise = flavor == Flavor::Client;
     for p in ports {
         if is_http_like(&p.name) {
             for item in &t.http {
@@ -94,9 +113,11 @@ pub(super) fn generated(s: &Strategy, svc: &str, ports: &[Port]) -> VirtualServi
                 } else {
                     h.matches.iter_mut().for_each(|m| m.port = Some(p.number));
                 }
-                h.route.iter_mut().for_each(|r| normalise_dest(&mut r.destination, Some(p.number)));
+                h.route
+                    .iter_mut()
+                    .for_each(|r| normalise_dest(&mut r.destination, Some(p.number), normalise));
                 if let Some(m) = h.mirror.as_mut() {
-                    normalise_dest(m, None);
+                    normalise_dest(m, None, normalise);
                 }
                 spec.http.push(h);
             }
@@ -108,7 +129,9 @@ pub(super) fn generated(s: &Strategy, svc: &str, ports: &[Port]) -> VirtualServi
                 } else {
                     r.matches.iter_mut().for_each(|m| m.port = Some(p.number));
                 }
-                r.route.iter_mut().for_each(|d| normalise_dest(&mut d.destination, Some(p.number)));
+                r.route
+                    .iter_mut()
+                    .for_each(|d| normalise_dest(&mut d.destination, Some(p.number), normalise));
                 spec.tcp.push(r);
             }
         }
@@ -137,14 +160,28 @@ fn user_fields(h: &HttpRoute) -> HttpRoute {
 }
 
 /// Step 10: a generated route keeps the fields of the existing route of the same name (the last
-/// one, as the controller's lookup does; unnamed routes match unnamed ones) and takes `match`,
-/// `route` and the mirror from the task. Fields of named routes the existing VirtualService no
-/// longer has (a take-over replaced them) come from the stash annotation. Returns the new stash.
+/// one, as the controller's lookup does; unnamed routes match unnamed ones) and takes `match` and
+/// `route` from the task. KubeSphere takes everything else from the existing route, the mirror
+/// included, so an unnamed route's mirror outlives the task's; the client flavor takes the
+/// mirror from the task. Fields of named routes the existing VirtualService no longer has (a
+/// take-over replaced them) come from the stash annotation (client flavor). Returns the stash.
 pub fn keep_user_fields(
     spec: &mut VirtualServiceSpec,
     old: &VirtualServiceSpec,
     meta: &ObjectMeta,
+    flavor: Flavor,
 ) -> String {
+    if flavor == Flavor::Kubesphere {
+        for h in &mut spec.http {
+            if let Some(prev) = old.http.iter().rev().find(|o| o.name == h.name) {
+                let mut merged = prev.clone();
+                merged.matches = std::mem::take(&mut h.matches);
+                merged.route = std::mem::take(&mut h.route);
+                *h = merged;
+            }
+        }
+        return String::new();
+    }
     let mut stash: BTreeMap<String, HttpRoute> = meta
         .annotations
         .as_ref()

@@ -24,6 +24,15 @@ pub use derive::{ANN_ROUTE_FIELDS, keep_user_fields};
 pub use ready::{principal_first, ready_versions, ready_versions_of_pods};
 pub use takeover::{ANN_TASK_VERSION, governor_patch, governor_spec};
 
+/// Whose derivation: the plugin's (client routing), or KubeSphere 3.3's controller exactly,
+/// quirks included, for waiting on KubeSphere and for the conformance suite. The differences
+/// are the README's "deliberate differences".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Client,
+    Kubesphere,
+}
+
 /// Who writes the routing objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RoutingChoice {
@@ -154,9 +163,20 @@ pub fn plan(
     ready: &[String],
     existing_vs: Option<&VirtualService>,
 ) -> RoutingPlan {
+    plan_as(Flavor::Client, svc, app, strategy, ready, existing_vs)
+}
+
+pub fn plan_as(
+    flavor: Flavor,
+    svc: &Service,
+    app: &str,
+    strategy: Option<&Strategy>,
+    ready: &[String],
+    existing_vs: Option<&VirtualService>,
+) -> RoutingPlan {
     let dr = destination_rule(svc, ready);
     let subsets: Vec<String> = dr.spec.subsets.iter().map(|s| s.name.clone()).collect();
-    let (vs, mode) = virtual_service(svc, app, strategy, &subsets, existing_vs);
+    let (vs, mode) = virtual_service_as(flavor, svc, app, strategy, &subsets, existing_vs);
     RoutingPlan {
         service: svc.metadata.name.clone().unwrap_or_default(),
         mode,
@@ -166,13 +186,28 @@ pub fn plan(
     }
 }
 
-/// Whether the task's own routes apply now (step 7 of the controller).
-pub fn task_routes_apply(s: &Strategy, subsets: &[String]) -> bool {
+/// Whether the task's own routes apply now (step 7 of the controller). KubeSphere compares
+/// the template's raw subsets with the DestinationRule's normalised names, so a principal such
+/// as `v1.0` never counts as ready there.
+pub fn task_routes_apply(s: &Strategy, subsets: &[String], flavor: Flavor) -> bool {
     match s.policy() {
         POLICY_PAUSED => false,
-        POLICY_WAIT => template_subsets(s).iter().all(|t| subsets.contains(t)),
+        POLICY_WAIT => match flavor {
+            Flavor::Client => template_subsets(s).iter().all(|t| subsets.contains(t)),
+            Flavor::Kubesphere => raw_template_subsets(s).iter().all(|t| subsets.contains(t)),
+        },
         _ => true,
     }
+}
+
+fn raw_template_subsets(s: &Strategy) -> Vec<String> {
+    let t = &s.spec.template.spec;
+    t.http
+        .iter()
+        .flat_map(|h| h.route.iter().map(|r| &r.destination).chain(h.mirror.iter()))
+        .chain(t.tcp.iter().flat_map(|r| r.route.iter().map(|r| &r.destination)))
+        .filter_map(|d| d.subset.clone())
+        .collect()
 }
 
 /// The VirtualService KubeSphere's controller would write. `subsets` are the DestinationRule's
@@ -184,11 +219,22 @@ pub fn virtual_service(
     subsets: &[String],
     existing: Option<&VirtualService>,
 ) -> (VirtualService, RoutingMode) {
+    virtual_service_as(Flavor::Client, svc, app_label, strategy, subsets, existing)
+}
+
+pub fn virtual_service_as(
+    flavor: Flavor,
+    svc: &Service,
+    app_label: &str,
+    strategy: Option<&Strategy>,
+    subsets: &[String],
+    existing: Option<&VirtualService>,
+) -> (VirtualService, RoutingMode) {
     let svc_name = svc.metadata.name.clone().unwrap_or_default();
     let ports = ports(svc);
     let (mut spec, mode) = match strategy {
-        Some(s) if task_routes_apply(s, subsets) => {
-            (derive::generated(s, &svc_name, &ports), RoutingMode::Task)
+        Some(s) if task_routes_apply(s, subsets, flavor) => {
+            (derive::generated(s, &svc_name, &ports, flavor), RoutingMode::Task)
         }
         _ => match subsets.first() {
             Some(first) => (derive::default_spec(&svc_name, &ports, first), RoutingMode::Default),
@@ -197,12 +243,14 @@ pub fn virtual_service(
     };
     let mut metadata = svc_meta(svc, app_label.to_string());
     let mut annotations = BTreeMap::new();
-    if let Some(stash) = existing.map(|old| keep_user_fields(&mut spec, &old.spec, &old.metadata))
+    if let Some(stash) = existing.map(|old| keep_user_fields(&mut spec, &old.spec, &old.metadata, flavor))
         && !stash.is_empty()
     {
         annotations.insert(ANN_ROUTE_FIELDS.to_string(), stash);
     }
-    if let Some(rv) = strategy.and_then(|s| s.metadata.resource_version.clone()) {
+    if let Some(rv) = strategy.and_then(|s| s.metadata.resource_version.clone())
+        && flavor == Flavor::Client
+    {
         annotations.insert(ANN_TASK_VERSION.to_string(), rv);
     }
     metadata.annotations = (!annotations.is_empty()).then_some(annotations);
@@ -213,6 +261,74 @@ pub fn virtual_service(
         spec,
     };
     (vs, mode)
+}
+
+/// Whether KubeSphere's controller has put the task's own routes in place: its
+/// DestinationRule has every subset the task needs and its VirtualService routes what
+/// KubeSphere derives from them (as traffic, see `drifted`).
+pub fn kubesphere_routed(
+    svc: &Service,
+    app: &str,
+    s: &Strategy,
+    dr: Option<&DestinationRule>,
+    vs: Option<&VirtualService>,
+) -> bool {
+    let subsets: Vec<String> =
+        dr.map(|d| d.spec.subsets.iter().map(|s| s.name.clone()).collect()).unwrap_or_default();
+    if !task_routes_apply(s, &subsets, Flavor::Kubesphere) || vs.is_none() {
+        return false;
+    }
+    let (want, _) = virtual_service_as(Flavor::Kubesphere, svc, app, Some(s), &subsets, vs);
+    !drifted(vs.map(|v| &v.spec), &want.spec)
+}
+
+/// KubeSphere's controller takes an unnamed route's mirror from the route already there, so a
+/// task's mirror change never reaches its VirtualService by itself. The JSON patch that gives
+/// the live unnamed routes the task's mirror (the controller then carries it), guarded by the
+/// VirtualService's resourceVersion; None when they already agree.
+pub fn kubesphere_mirror_patch(s: &Strategy, vs: &VirtualService) -> Option<serde_json::Value> {
+    let first = s.spec.template.spec.http.first().filter(|_| s.governor().is_none());
+    let want = first.and_then(|h| h.mirror.as_ref());
+    let want_pct = first.and_then(|h| h.mirror_percentage.as_ref());
+    let mut ops = vec![serde_json::json!({"op": "test", "path": "/metadata/resourceVersion",
+        "value": vs.metadata.resource_version.clone().unwrap_or_default()})];
+    for (i, h) in vs.spec.http.iter().enumerate().filter(|(_, h)| h.name.is_none()) {
+        let same = h.mirror.as_ref().map(|m| &m.subset) == want.map(|m| &m.subset)
+            && h.mirror_percentage == want_pct.cloned();
+        if same {
+            continue;
+        }
+        match want {
+            None => {
+                if h.mirror.is_some() {
+                    ops.push(serde_json::json!({"op": "remove", "path": format!("/spec/http/{i}/mirror")}));
+                }
+                if h.mirror_percentage.is_some() {
+                    ops.push(serde_json::json!({"op": "remove", "path": format!("/spec/http/{i}/mirrorPercentage")}));
+                }
+            }
+            Some(m) => {
+                ops.push(
+                    serde_json::json!({"op": "add", "path": format!("/spec/http/{i}/mirror"), "value": m}),
+                );
+                if let Some(p) = want_pct {
+                    ops.push(serde_json::json!({"op": "add", "path": format!("/spec/http/{i}/mirrorPercentage"), "value": p}));
+                }
+            }
+        }
+    }
+    (ops.len() > 1).then(|| serde_json::Value::Array(ops))
+}
+
+/// Why KubeSphere 3.3 would never route this task, if it would not.
+pub fn kubesphere_never_routes(s: &Strategy) -> Option<String> {
+    let principal = s.spec.principal.clone().unwrap_or_default();
+    (s.policy() == POLICY_WAIT && normalize_version(&principal) != principal).then(|| {
+        format!(
+            "KubeSphere 3.3 never routes a task whose old version contains `.`, `_` or `-` ({principal}): its controller looks for subset {principal} while the DestinationRule names it {}",
+            normalize_version(&principal)
+        )
+    })
 }
 
 /// Where each port's traffic goes, for display: `(port, [(subset, weight)], mirror)`.

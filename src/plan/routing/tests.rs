@@ -250,3 +250,98 @@ fn ready_versions_come_from_ready_selected_pods_principal_first() {
     assert_eq!(ready_versions_of_pods(&svc(&[("http", 80)]), &pods, Some("v1")), ["v1", "v2"]);
     assert_eq!(principal_first(ready(&["b", "a", "c"]), Some("c")), ["c", "a", "b"]);
 }
+
+fn ks_vs(
+    ports: &[(&str, u32)],
+    s: &Strategy,
+    r: &[&str],
+    existing: Option<&VirtualService>,
+) -> VirtualService {
+    plan_as(Flavor::Kubesphere, &svc(ports), "reviews", Some(s), &ready(r), existing).virtual_service
+}
+
+#[test]
+fn kubesphere_flavor_sends_governed_http_ports_to_the_first_port_and_skips_the_other_protocol() {
+    let s = task(Kind::Ratio, Some("v2"), POLICY_WAIT, "v1");
+    assert_eq!(render(&ks_vs(KS_PORTS, &s, &["v1", "v2"], None).spec), "h80:v2=100 | h81:v2=100@80");
+    let tcp = task(Kind::TcpRatio, Some("v1"), POLICY_WAIT, "v1");
+    assert_eq!(render(&ks_vs(KS_PORTS, &tcp, &["v1", "v2"], None).spec), "t82:v1=100");
+}
+
+#[test]
+fn kubesphere_flavor_never_routes_a_dotted_principal() {
+    let s = task(Kind::Ratio, None, POLICY_WAIT, "v1.0");
+    let p = plan_as(
+        Flavor::Kubesphere,
+        &svc(&[("http", 80)]),
+        "reviews",
+        Some(&s),
+        &ready(&["v1.0", "v2"]),
+        None,
+    );
+    assert_eq!(p.mode, RoutingMode::Default);
+    assert!(kubesphere_never_routes(&s).unwrap().contains("v1.0"));
+    assert!(kubesphere_never_routes(&task(Kind::Ratio, None, POLICY_WAIT, "v1")).is_none());
+    let immediately = task(Kind::Ratio, None, POLICY_IMMEDIATELY, "v1.0");
+    let p = plan_as(
+        Flavor::Kubesphere,
+        &svc(&[("http", 80)]),
+        "reviews",
+        Some(&immediately),
+        &ready(&["v1.0", "v2"]),
+        None,
+    );
+    assert_eq!(render(&p.virtual_service.spec), "h80:v1.0=80,v2=20", "destinations keep the raw version");
+}
+
+#[test]
+fn kubesphere_flavor_carries_an_old_mirror_into_task_routes() {
+    let old = existing(json!([{"route": [], "mirror": {"host": "reviews", "subset": "v2"}}]), json!({}));
+    let s = task(Kind::Ratio, None, POLICY_WAIT, "v1");
+    assert_eq!(render(&ks_vs(&[("http", 80)], &s, &["v1", "v2"], Some(&old)).spec), "h80:v1=80,v2=20 ~v2");
+    assert_eq!(render(&vs_of(&[("http", 80)], &s, &["v1", "v2"], Some(&old)).spec), "h80:v1=80,v2=20");
+    let on = task(Kind::Mirror, None, POLICY_WAIT, "v1");
+    let none = existing(json!([{"route": []}]), json!({}));
+    assert_eq!(
+        render(&ks_vs(&[("http", 80)], &on, &["v1", "v2"], Some(&none)).spec),
+        "h80:v1=100",
+        "KubeSphere drops the task's new mirror"
+    );
+}
+
+#[test]
+fn kubesphere_routing_is_in_place_when_its_virtual_service_routes_the_task() {
+    let s = task(Kind::BlueGreen, Some("v1"), POLICY_WAIT, "v1");
+    let service = svc(&[("http-web", 80)]);
+    let dr = destination_rule(&service, &ready(&["v1", "v2"]));
+    let routed = ks_vs(&[("http-web", 80)], &s, &["v1", "v2"], None);
+    assert!(kubesphere_routed(&service, "reviews", &s, Some(&dr), Some(&routed)));
+    let only_old = destination_rule(&service, &ready(&["v1"]));
+    assert!(
+        !kubesphere_routed(&service, "reviews", &s, Some(&only_old), Some(&routed)),
+        "the new subset must exist"
+    );
+    let canary = task(Kind::Ratio, None, POLICY_WAIT, "v1");
+    assert!(!kubesphere_routed(&service, "reviews", &canary, Some(&dr), Some(&routed)), "still all on v1");
+    assert!(!kubesphere_routed(&service, "reviews", &s, Some(&dr), None));
+}
+
+#[test]
+fn the_mirror_repair_gives_kubesphere_routes_the_tasks_mirror() {
+    let live = |mirror: serde_json::Value| -> VirtualService {
+        serde_json::from_value(json!({"metadata": {"name": "reviews", "resourceVersion": "9"},
+            "spec": {"hosts": ["reviews"], "http": [{"name": "http-web", "route": []}, mirror]}}))
+        .unwrap()
+    };
+    let off = task(Kind::Ratio, None, POLICY_WAIT, "v1");
+    let mirrored =
+        live(json!({"route": [], "mirror": {"host": "reviews", "subset": "v2", "port": {"number": 80}}}));
+    let p = kubesphere_mirror_patch(&off, &mirrored).unwrap();
+    assert_eq!(p[0], json!({"op": "test", "path": "/metadata/resourceVersion", "value": "9"}));
+    assert_eq!(p[1], json!({"op": "remove", "path": "/spec/http/1/mirror"}));
+    let on = task(Kind::Mirror, None, POLICY_WAIT, "v1");
+    assert!(kubesphere_mirror_patch(&on, &mirrored).is_none(), "already mirroring v2");
+    let plain = live(json!({"route": []}));
+    assert_eq!(kubesphere_mirror_patch(&on, &plain).unwrap()[1]["op"], "add");
+    assert!(kubesphere_mirror_patch(&off, &plain).is_none());
+}

@@ -1,0 +1,404 @@
+//! Conformance with KubeSphere 3.3's own routing controllers (`../shared/peers/kubesphere-3.3/`,
+//! the team's test tooling beside the repository), run on a second local control plane with the
+//! upstream CRDs. Where the peer is not there, each test says so in one line and checks nothing;
+//! `hack/test.sh` then prints that the suite did not run.
+//!
+//! - KubeSphere routing: the plugin detects the peer, each verb exits 0, and what the peer
+//!   writes reaches the traffic the task intends.
+//! - Client routing: what the plugin derives from the same Service, Deployments and Strategy
+//!   equals what the peer wrote, except the deliberate differences named in each test.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use grayscale::model::istio::{DestinationRule, VirtualService};
+use grayscale::model::strategy::Strategy;
+use grayscale::plan::routing::{self, Flavor};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+fn peer_plane() -> Option<&'static Plane> {
+    let p = kubesphere_plane();
+    if p.is_none() {
+        eprintln!(
+            "the KubeSphere conformance suite did not run: ../shared/peers/kubesphere-3.3/ is not beside the repository"
+        );
+    }
+    p
+}
+
+struct Ns {
+    p: &'static Plane,
+    name: String,
+}
+
+impl Ns {
+    fn new(p: &'static Plane, prefix: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        kubectl_in(p, &["create", "namespace", &name], None).ok();
+        Ns { p, name }
+    }
+
+    fn gs(&self, args: &[&str]) -> Run {
+        let mut a = args.to_vec();
+        a.extend(["-n", &self.name]);
+        grayscale_in(self.p, &a)
+    }
+
+    fn get<T: DeserializeOwned>(&self, kind: &str, name: &str) -> Option<T> {
+        let r = kubectl_in(self.p, &["get", kind, name, "-n", &self.name, "-o", "json"], None);
+        (r.code == 0).then(|| serde_json::from_str(&r.stdout).expect("json"))
+    }
+
+    fn list<T: DeserializeOwned>(&self, kind: &str) -> Vec<T> {
+        let r = kubectl_in(self.p, &["get", kind, "-n", &self.name, "-o", "json"], None).ok();
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        v["items"].as_array().unwrap().iter().map(|i| serde_json::from_value(i.clone()).unwrap()).collect()
+    }
+
+    /// A composed app whose old version is `version`, ready, and routed by the peer.
+    fn app(&self, svc: &str, version: &str, ports: &[(&str, u16)]) {
+        let yaml = composed_app_yaml("shop", svc, version, ports, 2, "example/app:1");
+        kubectl_in(self.p, &["apply", "-n", &self.name, "-f", "-"], Some(&yaml)).ok();
+        let d = format!("deployment/{svc}-{}", version.replace('.', "-"));
+        kubectl_in(
+            self.p,
+            &["wait", "-n", &self.name, &d, "--for=condition=Available", "--timeout=60s"],
+            None,
+        )
+        .ok();
+        self.until("the peer to route the app", || {
+            self.get::<VirtualService>("virtualservice", svc).is_some()
+        });
+    }
+
+    fn vs(&self, svc: &str) -> VirtualService {
+        self.get("virtualservice", svc).expect("the peer's VirtualService")
+    }
+
+    #[track_caller]
+    fn until(&self, what: &str, f: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what} in {}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = kubectl_in(self.p, &["delete", "namespace", &self.name, "--wait=false"], None);
+    }
+}
+
+/// Per port: the unconditional destinations with their weights (zero weights dropped), and the
+/// mirror; then the request-matched routes' destinations.
+fn traffic(vs: &VirtualService) -> Value {
+    let mut ports = serde_json::Map::new();
+    for (port, w, mirror) in routing::split_by_port(&vs.spec) {
+        let mut w: Vec<_> = w.into_iter().filter(|(_, x)| *x > 0).collect();
+        w.sort();
+        ports.insert(port.to_string(), json!({"to": w, "mirror": mirror}));
+    }
+    let matched: Vec<Value> = vs
+        .spec
+        .http
+        .iter()
+        .filter(|h| h.matches.iter().any(|m| m.uri.is_some() || !m.headers.is_empty()))
+        .map(|h| json!(h.route.iter().map(|r| r.destination.subset.clone()).collect::<Vec<_>>()))
+        .collect();
+    json!({"ports": ports, "matched": matched})
+}
+
+fn split(port: u16, to: &[(&str, i32)], mirror: Option<&str>) -> (String, Value) {
+    let mut to: Vec<(String, i32)> = to.iter().map(|(s, w)| (s.to_string(), *w)).collect();
+    to.sort();
+    (port.to_string(), json!({"to": to, "mirror": mirror}))
+}
+
+#[track_caller]
+fn reaches(ns: &Ns, svc: &str, want: Vec<(String, Value)>) {
+    let want: serde_json::Map<String, Value> = want.into_iter().collect();
+    let start = Instant::now();
+    loop {
+        let got = traffic(&ns.vs(svc));
+        if got["ports"] == Value::Object(want.clone()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the peer's routing never reached {want:?}; last {got}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Drops what Go's JSON leaves out (zero numbers, empty strings, lists and maps, nulls), so the
+/// peer's objects and the plugin's compare as objects.
+fn norm(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, norm(v)))
+                .filter(|(_, v)| {
+                    !matches!(v, Value::Null)
+                        && *v != json!(0)
+                        && *v != json!("")
+                        && *v != json!([])
+                        && *v != json!({})
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(norm).collect()),
+        other => other,
+    }
+}
+
+struct Derived {
+    kubesphere: Value,
+    client: Value,
+    peer: Value,
+    dr_client: Value,
+    dr_peer: Value,
+}
+
+/// What each flavor derives from the namespace's objects as they are now, and what the peer wrote.
+fn derive(ns: &Ns, svc_name: &str) -> Derived {
+    let svc: Service = ns.get("service", svc_name).unwrap();
+    let deployments: Vec<Deployment> = ns.list("deployments");
+    let task: Option<Strategy> =
+        ns.list::<Strategy>("strategies.servicemesh.kubesphere.io").into_iter().next();
+    let peer_vs = ns.vs(svc_name);
+    let peer_dr: DestinationRule = ns.get("destinationrule", svc_name).unwrap();
+    let principal = task.as_ref().and_then(|t| t.spec.principal.clone());
+    let ready = routing::ready_versions(&svc, &deployments, principal.as_deref());
+    // KubeSphere's default route follows its DestinationRule's subset order.
+    let peer_subsets: Vec<String> = peer_dr.spec.subsets.iter().map(|s| s.name.clone()).collect();
+    let (ks, _) = routing::virtual_service_as(
+        Flavor::Kubesphere,
+        &svc,
+        svc_name,
+        task.as_ref(),
+        &peer_subsets,
+        Some(&peer_vs),
+    );
+    let client = routing::plan(&svc, svc_name, task.as_ref(), &ready, Some(&peer_vs));
+    let sorted = |dr: &DestinationRule| {
+        let mut d = dr.clone();
+        d.spec.subsets.sort_by(|a, b| a.name.cmp(&b.name));
+        norm(serde_json::to_value(&d.spec).unwrap())
+    };
+    Derived {
+        kubesphere: norm(serde_json::to_value(&ks.spec).unwrap()),
+        client: norm(serde_json::to_value(&client.virtual_service.spec).unwrap()),
+        peer: norm(serde_json::to_value(&peer_vs.spec).unwrap()),
+        dr_client: sorted(&client.destination_rule),
+        dr_peer: sorted(&peer_dr),
+    }
+}
+
+/// Waits until the peer's VirtualService is what KubeSphere's derivation (as the plugin models
+/// it) gives for the objects now; then returns both derivations.
+#[track_caller]
+fn converged(ns: &Ns, svc: &str) -> Derived {
+    let start = Instant::now();
+    loop {
+        let d = derive(ns, svc);
+        if d.kubesphere == d.peer {
+            assert_eq!(d.dr_client, d.dr_peer, "DestinationRule: the plugin's against the peer's");
+            return d;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the peer's VirtualService differs from the modelled KubeSphere derivation:\npeer:    {}\nmodel:   {}",
+            d.peer,
+            d.kubesphere
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn create(ns: &Ns, args: &[&str]) {
+    let mut a = vec!["create"];
+    a.extend_from_slice(args);
+    a.extend(["--timeout", "60s"]);
+    ns.gs(&a).ok();
+}
+
+#[test]
+fn kubesphere_routing_is_detected_and_every_verb_reaches_the_intended_traffic() {
+    let Some(p) = peer_plane() else { return };
+    let ns = Ns::new(p, "ks-verbs");
+    ns.app("reviews", "v1", &[("http-web", 9080)]);
+    create(&ns, &["canary", "rc", "--service", "reviews", "--version", "v2", "--weight", "20"]);
+    assert!(routing::managed_by_kubesphere(Some(&ns.vs("reviews"))));
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 80), ("v2", 20)], None)]);
+    ns.gs(&["shift", "rc", "--weight", "30"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 70), ("v2", 30)], None)]);
+    ns.gs(&["match", "rc", "--header", "x-beta=1"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 100)], None)]);
+    assert_eq!(traffic(&ns.vs("reviews"))["matched"], json!([["v2"]]));
+    ns.gs(&["match", "rc", "--ratio", "40"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 60), ("v2", 40)], None)]);
+    ns.gs(&["takeover", "rc", "--version", "v2"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v2", 100)], None)]);
+    ns.gs(&["takeover", "rc", "--restore"]).ok();
+    ns.gs(&["shift", "rc", "--weight", "40"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 60), ("v2", 40)], None)]);
+    ns.gs(&["mirror", "rc", "--on"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 60), ("v2", 40)], Some("v2"))]);
+    ns.gs(&["mirror", "rc", "--off"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 60), ("v2", 40)], None)]);
+    ns.gs(&["pause", "rc"]).ok();
+    ns.until("the paused task's default route", || {
+        let t = traffic(&ns.vs("reviews"));
+        t["ports"]["9080"]["to"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    ns.gs(&["resume", "rc"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 60), ("v2", 40)], None)]);
+    ns.gs(&["undo", "rc"]).ok();
+    ns.gs(&["undo", "rc"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 60), ("v2", 40)], Some("v2"))]);
+    let sync = ns.gs(&["sync", "rc"]).ok();
+    assert!(sync.stderr.contains("KubeSphere's controllers route task rc"), "{}", sync.stderr);
+    ns.gs(&["offline", "rc", "--keep", "v2"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v2", 100)], None)]);
+    assert!(ns.get::<Value>("deployment", "reviews-v1").is_none());
+}
+
+#[test]
+fn a_default_blue_green_create_exits_once_kubesphere_routes_it() {
+    let Some(p) = peer_plane() else { return };
+    let ns = Ns::new(p, "ks-bg");
+    ns.app("reviews", "v1", &[("http-web", 9080)]);
+    let r =
+        ns.gs(&["create", "bluegreen", "bg", "--service", "reviews", "--version", "v2", "--timeout", "60s"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("KubeSphere routed the task"), "{}", r.stderr);
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 100)], None)]);
+    ns.gs(&["takeover", "bg", "--version", "v2"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v2", 100)], None)]);
+    ns.gs(&["offline", "bg"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v2", 100)], None)]);
+}
+
+#[test]
+fn client_routing_equals_the_peer_on_one_http_port_for_every_task_type() {
+    let Some(p) = peer_plane() else { return };
+    for (kind, extra) in [
+        ("canary", vec!["--weight", "20"]),
+        ("canary", vec!["--header", "x-beta=1", "--uri-prefix", "/api"]),
+        ("bluegreen", vec![]),
+        ("mirror", vec![]),
+    ] {
+        let ns = Ns::new(p, "ks-equal");
+        ns.app("reviews", "v1", &[("http-web", 9080)]);
+        let mut a = vec![kind, "t", "--service", "reviews", "--version", "v2"];
+        a.extend(extra.iter().copied());
+        create(&ns, &a);
+        let d = converged(&ns, "reviews");
+        assert_eq!(d.client, d.peer, "{kind} {extra:?}: client routing against the peer");
+    }
+}
+
+#[test]
+fn client_routing_equals_the_peer_on_mixed_protocol_ports() {
+    let Some(p) = peer_plane() else { return };
+    let ns = Ns::new(p, "ks-mixed");
+    ns.app("cart", "v1", &[("http-web", 8080), ("grpc-api", 9090), ("tcp-admin", 7000)]);
+    create(&ns, &["canary", "cc", "--service", "cart", "--version", "v2", "--weight", "30"]);
+    let d = converged(&ns, "cart");
+    assert_eq!(d.client, d.peer);
+}
+
+/// Deliberate difference: with a governor, KubeSphere sends every HTTP port to the Service's
+/// first port and gives a port of the other protocol no route; the plugin sends each port to
+/// the governor on its own port.
+#[test]
+fn a_governor_differs_only_where_the_readme_says() {
+    let Some(p) = peer_plane() else { return };
+    let ns = Ns::new(p, "ks-gov");
+    ns.app("cart", "v1", &[("HTTP-1", 80), ("grpc-1", 81), ("mysql-1", 82)]);
+    create(&ns, &["canary", "cc", "--service", "cart", "--version", "v2", "--weight", "30"]);
+    let d = converged(&ns, "cart");
+    assert_eq!(d.client, d.peer, "no governor: equal");
+    ns.gs(&["takeover", "cc", "--version", "v2"]).ok();
+    let d = converged(&ns, "cart");
+    let peer_http = d.peer["http"].as_array().unwrap();
+    assert_eq!(peer_http.len(), 2);
+    assert_eq!(peer_http[1]["route"][0]["destination"]["port"]["number"], 80, "KubeSphere: first port");
+    assert!(d.peer.get("tcp").is_none(), "KubeSphere: no route for mysql-1");
+    assert_eq!(d.client["http"][1]["route"][0]["destination"]["port"]["number"], 81, "plugin: own port");
+    assert_eq!(
+        d.client["tcp"][0]["route"][0]["destination"]["subset"], "v2",
+        "plugin: mysql-1 taken over too"
+    );
+}
+
+/// Deliberate difference: a principal such as `v1.0` routes under the plugin (destinations are
+/// normalised like subset names); KubeSphere keeps every port on its default route.
+#[test]
+fn a_dotted_principal_routes_only_under_the_plugin() {
+    let Some(p) = peer_plane() else { return };
+    let ns = Ns::new(p, "ks-dot");
+    ns.app("reviews", "v1.0", &[("http-web", 9080)]);
+    let r = ns
+        .gs(&[
+            "create",
+            "canary",
+            "rc",
+            "--service",
+            "reviews",
+            "--version",
+            "v2",
+            "--weight",
+            "20",
+            "--timeout",
+            "60s",
+        ])
+        .ok();
+    assert!(
+        r.stderr.contains("KubeSphere 3.3 never routes a task whose old version contains"),
+        "{}",
+        r.stderr
+    );
+    let d = converged(&ns, "reviews");
+    assert!(
+        d.peer["http"][0]["route"].as_array().unwrap().len() == 1,
+        "KubeSphere: default route only: {}",
+        d.peer
+    );
+    assert_eq!(d.client["http"][0]["route"][0]["destination"]["subset"], "v10");
+    assert_eq!(d.client["http"][0]["route"][1]["weight"], 20);
+}
+
+/// Deliberate difference: KubeSphere carries the mirror of the last unnamed route into later
+/// task routes; the plugin's routes mirror only while the task does.
+#[test]
+fn a_mirror_turned_off_is_modelled_as_kubesphere_keeps_it() {
+    let Some(p) = peer_plane() else { return };
+    let ns = Ns::new(p, "ks-mirror");
+    ns.app("reviews", "v1", &[("http-web", 9080)]);
+    create(&ns, &["canary", "rc", "--service", "reviews", "--version", "v2", "--weight", "20"]);
+    ns.gs(&["mirror", "rc", "--on"]).ok();
+    let d = converged(&ns, "reviews");
+    assert_eq!(d.client, d.peer, "mirror on: equal");
+    ns.gs(&["mirror", "rc", "--off"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 80), ("v2", 20)], None)]);
+    let d = converged(&ns, "reviews");
+    assert_eq!(d.client, d.peer, "after the plugin's repair, equal again");
+}
