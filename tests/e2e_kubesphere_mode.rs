@@ -1,6 +1,8 @@
 //! Routing left to KubeSphere: where KubeSphere's controller-manager writes the Service's
 //! VirtualService, the plugin writes only what the console writes and waits for the controller.
-//! The test plays the controller by writing the VirtualService under its field manager.
+//! The test plays the controller by writing the DestinationRule and VirtualService under its
+//! field manager; `tests/conformance_kubesphere.rs` runs the same against KubeSphere's real
+//! controllers where they are at hand.
 
 mod common;
 
@@ -8,6 +10,29 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
+
+fn controller_writes_dr(ns: &str, versions: &[&str]) {
+    let subsets: Vec<_> = versions.iter().map(|v| json!({"name": v, "labels": {"version": v}})).collect();
+    let dr = json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "DestinationRule",
+        "metadata": {"name": "reviews", "labels": {"app": "reviews"}},
+        "spec": {"host": "reviews", "subsets": subsets}
+    });
+    kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=controller-manager",
+            "-n",
+            ns,
+            "-f",
+            "-",
+        ],
+        &dr.to_string(),
+    )
+    .ok();
+}
 
 fn controller_writes_vs(ns: &str, subsets: &[(&str, i64)]) {
     let route: Vec<_> = subsets
@@ -72,13 +97,23 @@ fn create_leaves_routing_to_kubesphere_and_waits_for_its_controller() {
         get(n, "deployment", "reviews-v2").is_some()
     });
     wait_ready(n, "reviews-v2", Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(get(n, "destinationrule", "reviews").is_none(), "the plugin wrote no DestinationRule");
+    // What KubeSphere's controllers write once v2 is ready: both subsets, then the task's routes.
+    controller_writes_dr(n, &["v1", "v2"]);
     controller_writes_vs(n, &[("v1", 50), ("v2", 50)]);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("KubeSphere routed the new version"), "{stderr}");
+    assert!(stderr.contains("KubeSphere routed the task"), "{stderr}");
+    let dr = kubectl(&["get", "destinationrule", "reviews", "-n", n, "-o", "json", "--show-managed-fields"])
+        .ok()
+        .json();
+    let dr_managers: Vec<&str> = dr["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(dr_managers, ["controller-manager"], "the plugin wrote no DestinationRule");
     assert!(!managers(n).contains(&"kubectl-grayscale".to_string()), "{:?}", managers(n));
     let s = get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap();
     assert_eq!(s["spec"]["type"], "Canary");

@@ -2,9 +2,6 @@
 
 use std::time::Instant;
 
-use kube::api::Api;
-use kube::runtime::wait::await_condition;
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -15,7 +12,6 @@ use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::model::istio::DestinationRule;
 use crate::model::istio::VirtualService;
-use crate::model::strategy::normalize_version;
 use crate::model::strategy::{LABEL_APP, LABEL_VERSION, Strategy};
 use crate::ops;
 use crate::plan::create::Plan;

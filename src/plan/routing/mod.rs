@@ -290,6 +290,14 @@ pub fn kubesphere_mirror_patch(s: &Strategy, vs: &VirtualService) -> Option<serd
     let first = s.spec.template.spec.http.first().filter(|_| s.governor().is_none());
     let want = first.and_then(|h| h.mirror.as_ref());
     let want_pct = first.and_then(|h| h.mirror_percentage.as_ref());
+    // KubeSphere fills a mirror's port with the Service's first port: the port a mirror there
+    // already has, else the first route's.
+    let port =
+        vs.spec.http.iter().find_map(|h| h.mirror.as_ref().and_then(|m| m.port.clone())).or_else(|| {
+            vs.spec.http.iter().find_map(|h| h.route.first().and_then(|r| r.destination.port.clone()))
+        });
+    let want = want.map(|m| Destination { port: port.clone(), ..m.clone() });
+    let want = want.as_ref();
     let mut ops = vec![serde_json::json!({"op": "test", "path": "/metadata/resourceVersion",
         "value": vs.metadata.resource_version.clone().unwrap_or_default()})];
     for (i, h) in vs.spec.http.iter().enumerate().filter(|(_, h)| h.name.is_none()) {
@@ -317,7 +325,7 @@ pub fn kubesphere_mirror_patch(s: &Strategy, vs: &VirtualService) -> Option<serd
             }
         }
     }
-    (ops.len() > 1).then(|| serde_json::Value::Array(ops))
+    (ops.len() > 1).then_some(serde_json::Value::Array(ops))
 }
 
 /// Why KubeSphere 3.3 would never route this task, if it would not.
