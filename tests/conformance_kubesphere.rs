@@ -414,3 +414,58 @@ fn a_mirror_turned_off_is_modelled_as_kubesphere_keeps_it() {
     let d = converged(&ns, "reviews");
     assert_eq!(d.client, d.peer, "after the plugin's repair, equal again");
 }
+
+#[test]
+fn client_routing_equals_the_peer_for_cookie_and_client_os_matches_and_a_mirror_percentage() {
+    let Some(p) = peer_plane() else { return };
+    for extra in [vec!["--cookie", "beta=1"], vec!["--os", "android,ios", "--header-regex", "x-user=^a.*"]] {
+        let ns = Ns::new(p, "ks-match");
+        ns.app("reviews", "v1", &[("http-web", 9080)]);
+        let mut a = vec!["canary", "t", "--service", "reviews", "--version", "v2"];
+        a.extend(extra.iter().copied());
+        create(&ns, &a);
+        let d = converged(&ns, "reviews");
+        assert_eq!(d.client, d.peer, "{extra:?}");
+    }
+    let ns = Ns::new(p, "ks-pct");
+    ns.app("reviews", "v1", &[("http-web", 9080)]);
+    create(&ns, &["mirror", "m", "--service", "reviews", "--version", "v2"]);
+    let r = ns.gs(&["mirror", "m", "--on", "--percent", "25"]).ok();
+    assert!(r.stderr.contains("does not show the mirror percentage"), "{}", r.stderr);
+    ns.until("the peer to mirror 25%", || {
+        ns.vs("reviews")
+            .spec
+            .http
+            .iter()
+            .any(|h| h.mirror_percentage.as_ref().is_some_and(|p| p.value == 25.0))
+    });
+    let d = converged(&ns, "reviews");
+    assert_eq!(d.client, d.peer, "mirror percentage");
+}
+
+/// A task written as the console writes it (tests/fixtures/console-canary.yaml), operated from
+/// the CLI with KubeSphere routing, and ended keeping the old version.
+#[test]
+fn a_console_written_task_is_operated_and_ended_keeping_the_old_version() {
+    let Some(p) = peer_plane() else { return };
+    let ns = Ns::new(p, "ks-console");
+    let yaml = composed_app_yaml("bookinfo", "reviews", "v1", &[("http-web", 9080)], 2, "example/app:1");
+    kubectl_in(p, &["apply", "-n", &ns.name, "-f", "-"], Some(&yaml)).ok();
+    let v2 =
+        yaml.replace("version: \"v1\"", "version: \"v2\"").replace("name: reviews-v1", "name: reviews-v2");
+    kubectl_in(p, &["apply", "-n", &ns.name, "-f", "-"], Some(&v2)).ok();
+    for d in ["deployment/reviews-v1", "deployment/reviews-v2"] {
+        kubectl_in(p, &["wait", "-n", &ns.name, d, "--for=condition=Available", "--timeout=60s"], None).ok();
+    }
+    let fixture = repo().join("tests/fixtures/console-canary.yaml");
+    kubectl_in(p, &["apply", "-n", &ns.name, "-f", fixture.to_str().unwrap()], None).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 70), ("v2", 30)], None)]);
+    let d = converged(&ns, "reviews");
+    assert_eq!(d.client, d.peer, "a console task: client routing against the peer");
+    ns.gs(&["shift", "console-canary", "--by", "+20"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 50), ("v2", 50)], None)]);
+    ns.gs(&["offline", "console-canary", "--keep", "v1"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 100)], None)]);
+    assert!(ns.get::<Value>("deployment", "reviews-v2").is_none());
+    assert!(ns.get::<Value>("strategies.servicemesh.kubesphere.io", "console-canary").is_none());
+}
