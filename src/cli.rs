@@ -123,4 +123,6 @@ pub enum Command {
     Undo(commands::history::UndoArgs),
     /// Re-derive a task's DestinationRule and VirtualService (client routing mode).
     Sync(commands::sync::SyncArgs),
+    /// Print the minimal Role (and ClusterRole) for the given verbs.
+    Rbac(commands::rbac::RbacArgs),
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const BEFORE_ROUTING_WRITE: &str = "before-routing-write";
+pub const BEFORE_TASK_CREATE: &str = "before-task-create";
 
 pub async fn gate(name: &str) {
     let Some(dir) = std::env::var_os("GRAYSCALE_FAILPOINT_DIR").map(PathBuf::from) else { return };

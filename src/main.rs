@@ -12,6 +12,7 @@ fn machine_output(cmd: &Command) -> bool {
         Command::Create(a) => a.output.is_some(),
         Command::Version(a) => a.output != Format::Table,
         Command::History(a) => a.output.is_machine(),
+        Command::Rbac(_) => true,
         _ => false,
     }
 }
@@ -86,6 +87,7 @@ fn main() {
             Command::Offline(a) => commands::offline::run(&ctx, a).await,
             Command::History(a) => commands::history::history(&ctx, a).await,
             Command::Undo(a) => commands::history::undo(&ctx, a).await,
+            Command::Rbac(a) => commands::rbac::run(&ctx, a).await,
         }
     });
     if let Err(e) = result {

@@ -10,11 +10,12 @@
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use crate::cluster::{Kube, Write};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Target};
 use crate::model::istio::VirtualService;
 use crate::model::strategy::{LABEL_APP, Strategy};
 use crate::plan::journal;
 use crate::plan::operate::{self, Change};
+use crate::plan::rbac;
 use crate::plan::routing::{self, RoutingChoice, RoutingPlan};
 
 pub async fn get_task(kube: &Kube, ns: &str, name: &str) -> Result<Strategy> {
@@ -75,10 +76,82 @@ fn kubesphere_routes(choice: RoutingChoice, vs: Option<&VirtualService>) -> bool
 }
 
 /// How the journal records a change.
+#[derive(Clone, Copy)]
 pub enum Journal<'a> {
     Push(&'a str),
     /// Undo: the last entry is consumed, not added to.
     Pop,
+}
+
+impl Journal<'_> {
+    /// The permissions this change needs, by the verb that journals it.
+    fn verb(&self) -> rbac::Verb {
+        match self {
+            Journal::Pop => rbac::Verb::Undo,
+            Journal::Push("match") => rbac::Verb::Match,
+            Journal::Push("mirror") => rbac::Verb::Mirror,
+            Journal::Push("pause") => rbac::Verb::Pause,
+            Journal::Push("resume") => rbac::Verb::Resume,
+            Journal::Push("offline") => rbac::Verb::Offline,
+            Journal::Push("takeover" | "restore") => rbac::Verb::Takeover,
+            Journal::Push(_) => rbac::Verb::Shift,
+        }
+    }
+}
+
+pub fn mode_of(choice: RoutingChoice, vs: Option<&VirtualService>) -> rbac::Mode {
+    if kubesphere_routes(choice, vs) { rbac::Mode::Kubesphere } else { rbac::Mode::Client }
+}
+
+/// Checks every permission `perms` names before a multi-step command writes anything: one
+/// SelfSubjectRulesReview (or, where the authorizer cannot answer it completely, one
+/// SelfSubjectAccessReview per permission, all at once). A missing one is reported by name and
+/// nothing is done.
+pub async fn preflight(kube: &Kube, ns: &str, what: &str, perms: &[rbac::Perm]) -> Result<()> {
+    let mut missing = Vec::new();
+    match kube.rules_review(ns).await? {
+        Some(rules) => missing.extend(perms.iter().filter(|p| !rbac::allowed(&rules, p))),
+        None => {
+            let answers = futures::future::join_all(perms.iter().map(|p| kube.can_i(ns, p))).await;
+            for (p, a) in perms.iter().zip(answers) {
+                if !a? {
+                    missing.push(p);
+                }
+            }
+        }
+    }
+    let Some(first) = missing.first() else { return Ok(()) };
+    Err(Error::Forbidden {
+        target: Target {
+            action: first.verb,
+            kind: if first.group.is_empty() {
+                first.resource.to_string()
+            } else {
+                format!("{}.{}", first.resource, first.group)
+            },
+            namespace: (!first.cluster).then(|| ns.to_string()),
+            name: None,
+        },
+        message: format!(
+            "{what} needs {}; nothing was written (see every permission it needs with: kubectl grayscale rbac)",
+            missing.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// Unique per write: the time and the process.
+fn write_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}-{}", now.as_nanos(), std::process::id())
+}
+
+/// How a verb changes its task: what it journals, who routes, whether to check permissions
+/// before the first write, and where warnings go.
+pub struct Edit<'a> {
+    pub journal: Journal<'a>,
+    pub choice: RoutingChoice,
+    pub preflight: bool,
+    pub warn: &'a dyn Fn(&str),
 }
 
 pub struct Updated {
@@ -112,11 +185,11 @@ pub async fn update_task(
     kube: &Kube,
     ns: &str,
     name: &str,
-    journal: Journal<'_>,
+    edit: &Edit<'_>,
     read_vs: bool,
-    warn: &dyn Fn(&str),
     make: impl Fn(&Strategy) -> Result<Change>,
 ) -> Result<Updated> {
+    let Edit { journal, choice, preflight: check, warn } = *edit;
     let mut attempt = 0;
     let mut vs = None;
     loop {
@@ -129,6 +202,10 @@ pub async fn update_task(
         let to = operate::apply(&s, &change)?;
         if attempt == 1 {
             operate::console_warnings(&s, &change).iter().for_each(|w| warn(w));
+            if check {
+                let perms = rbac::needs(journal.verb(), mode_of(choice, vs.as_ref()));
+                preflight(kube, ns, &format!("changing task {name}"), &perms).await?;
+            }
         }
         let from = operate::state_of(&s);
         if to == from {
@@ -150,7 +227,9 @@ pub async fn update_task(
                 entries.pop();
             }
         }
-        let patch = operate::merge_patch(&s, &to, journal::annotation(&entries));
+        let mut annotations = journal::annotation(&entries);
+        annotations[routing::ANN_WRITE_ID] = serde_json::Value::String(write_id());
+        let patch = operate::merge_patch(&s, &to, annotations);
         match kube.merge_patch::<Strategy>(ns, name, &patch).await {
             Ok(after) => {
                 return Ok(Updated { before: s, after, changed: true, retries: attempt - 1, vs });
@@ -241,13 +320,12 @@ pub async fn update_and_route(
     kube: &Kube,
     ns: &str,
     name: &str,
-    journal: Journal<'_>,
-    choice: RoutingChoice,
-    warn: &dyn Fn(&str),
+    edit: Edit<'_>,
     make: impl Fn(&Strategy) -> Result<Change>,
 ) -> Result<(Updated, RoutedBy)> {
+    let choice = edit.choice;
     let read_vs = choice != RoutingChoice::Kubesphere;
-    let updated = update_task(kube, ns, name, journal, read_vs, warn, make).await?;
+    let updated = update_task(kube, ns, name, &edit, read_vs, make).await?;
     let start = if updated.changed {
         Some((updated.after.clone(), updated.vs.clone()))
     } else if read_vs {
@@ -282,23 +360,28 @@ pub async fn takeover(
     warn: &dyn Fn(&str),
 ) -> Result<(Updated, RoutedBy)> {
     let v = version.to_string();
-    let updated = update_task(kube, ns, name, Journal::Push("takeover"), false, warn, move |_| {
-        Ok(Change::Takeover(v.clone()))
-    })
-    .await?;
+    let edit = Edit { journal: Journal::Push("takeover"), choice, preflight: false, warn };
+    let updated = update_task(kube, ns, name, &edit, false, move |_| Ok(Change::Takeover(v.clone()))).await?;
     if choice == RoutingChoice::Kubesphere {
         return Ok((updated, RoutedBy::Kubesphere));
     }
-    let (read, now) = (&updated.before.metadata.resource_version, &updated.after.metadata.resource_version);
-    if updated.changed
-        && let (Some(read), Some(now)) = (read, now)
-    {
-        let patch = routing::governor_patch(&updated.after, version, read, now);
+    if updated.changed {
+        let patch = routing::governor_patch(&updated.before, &updated.after, version);
         crate::failpoint::gate(crate::failpoint::BEFORE_ROUTING_WRITE).await;
-        let fast = kube
-            .json_patch::<VirtualService>(ns, &app_label(&updated.after), &patch)
-            .await
-            .map_err(|e| routing_failed(e, name, ns))?;
+        let fast = match kube.json_patch::<VirtualService>(ns, &app_label(&updated.after), &patch).await {
+            Ok(f) => f,
+            Err(e @ Error::Forbidden { .. }) => {
+                // May not patch it: fine where KubeSphere routes (auto), else undo the take-over.
+                let vs = kube.get::<VirtualService>(ns, &app_label(&updated.after)).await;
+                if let Ok(vs) = vs
+                    && kubesphere_routes(choice, vs.as_ref())
+                {
+                    return Ok((updated, RoutedBy::Kubesphere));
+                }
+                return Err(put_back(kube, ns, name, &updated, e).await);
+            }
+            Err(e) => return Err(routing_failed(e, name, ns)),
+        };
         if fast.is_some() {
             let plan = Box::new(fast_plan(&updated.after));
             return Ok((updated, RoutedBy::Client(plan)));
@@ -306,6 +389,38 @@ pub async fn takeover(
     }
     let routed = converge(kube, ns, name, None, choice).await.map_err(|e| routing_failed(e, name, ns))?;
     Ok((updated, routed))
+}
+
+/// The take-over may not write routing: the task's governor goes back to what it was (one
+/// request, guarded by the version just written), so task and routing still agree, and the
+/// error names the missing permission (exit 5).
+async fn put_back(kube: &Kube, ns: &str, name: &str, updated: &Updated, denied: Error) -> Error {
+    let before = operate::state_of(&updated.before);
+    let mut entries = journal::annotation(&journal::read(&updated.before));
+    // The write id too: the routing, never changed, still carries the stamp of this state.
+    entries[routing::ANN_WRITE_ID] =
+        updated.before.annotation(routing::ANN_WRITE_ID).map_or(serde_json::Value::Null, |w| w.into());
+    let patch = operate::merge_patch(&updated.after, &before, entries);
+    match kube.merge_patch::<Strategy>(ns, name, &patch).await {
+        Ok(_) => match denied {
+            Error::Forbidden { target, message } => Error::Forbidden {
+                target,
+                message: format!(
+                    "{message}; the take-over was undone: task {name} is as it was, its routing unchanged"
+                ),
+            },
+            other => other,
+        },
+        Err(e) => Error::Partial {
+            message: format!(
+                "task {name} has the new governor but its routing could not be written ({denied}), and putting the governor back failed"
+            ),
+            hint: format!(
+                "write the routing with an account that may: kubectl grayscale sync {name} -n {ns}"
+            ),
+            source: Some(Box::new(e)),
+        },
+    }
 }
 
 /// What the fast path wrote, for the report (no Service or pods were read).

@@ -412,7 +412,7 @@ fn no_wait_leaves_routing_on_the_old_version_until_sync() {
 }
 
 #[test]
-fn a_canary_create_on_a_one_port_service_makes_exactly_twelve_requests() {
+fn a_canary_create_on_a_one_port_service_makes_exactly_thirteen_requests() {
     let ns = Namespace::new("requests");
     bookinfo(&ns.name);
     let n = ns.name.as_str();
@@ -425,11 +425,13 @@ fn a_canary_create_on_a_one_port_service_makes_exactly_twelve_requests() {
     show("canary create", &reqs);
     let mut got: Vec<String> = reqs.iter().map(|e| e.short()).collect();
     got.sort();
-    // The README's budget: 5 reads, pin routing (2), 2 creates, 1 watch, route (2).
+    // The README's budget: 5 reads, the permission check, pin routing (2), 2 creates, 1 watch,
+    // route (2).
     assert_eq!(
         got,
         [
             "create deployments",
+            "create selfsubjectrulesreviews",
             "create strategies",
             "get applications",
             "get services",

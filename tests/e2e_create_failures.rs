@@ -116,8 +116,8 @@ subjects: [{kind: User, name: restricted-user, apiGroup: rbac.authorization.k8s.
 "#;
 
 #[test]
-fn a_failure_after_the_deployment_was_created_undoes_it_and_says_so() {
-    let ns = Namespace::new("undo");
+fn a_missing_permission_to_create_the_task_is_named_before_anything_is_written() {
+    let ns = Namespace::new("almost");
     let n = ns.name.as_str();
     bookinfo(n);
     kubectl_stdin(&["apply", "-n", n, "-f", "-"], ROLE).ok();
@@ -134,20 +134,56 @@ fn a_failure_after_the_deployment_was_created_undoes_it_and_says_so() {
         "--version",
         "v2",
     ]);
-    // A forbidden write keeps its exit code (5) and its hint even after an earlier write, so an
-    // on-call user knows to ask for a permission; the message says what was undone.
     assert_eq!(r.code, 5, "{}", r.stderr);
-    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
-    assert!(r.stderr.contains("kubectl auth can-i create strategy"), "{}", r.stderr);
-    assert!(r.stderr.contains("was deleted again"), "{}", r.stderr);
-    assert!(r.stderr.contains("run the same command again"), "{}", r.stderr);
-    // Deleted with background propagation: the object may linger until its finalizer-free delete lands.
+    assert!(
+        r.stderr.contains("needs create strategies.servicemesh.kubesphere.io; nothing was written"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("kubectl grayscale rbac"), "{}", r.stderr);
+    assert!(get(n, "deployment", "reviews-v2").is_none(), "no Deployment was created");
+    assert!(get(n, "virtualservice", "reviews").is_none(), "no routing was written");
+}
+
+/// A write that fails after the Deployment was created: the Deployment is deleted again and the
+/// message says so. The failure is forced: create is held (a test gate in the binary) between
+/// the Deployment and the task while a task of the same name appears.
+#[test]
+fn a_failure_after_the_deployment_was_created_undoes_it_and_says_so() {
+    let ns = Namespace::new("undo");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    let gate = std::env::temp_dir().join(format!("grayscale-gate-undo-{}", std::process::id()));
+    std::fs::create_dir_all(&gate).unwrap();
+    let child = std::process::Command::new(BIN)
+        .args(["create", "canary", "rc", "-n", n, "--service", "reviews", "--version", "v2"])
+        .env("KUBECONFIG", &plane().kubeconfig)
+        .env("GRAYSCALE_FAILPOINT_DIR", &gate)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("create to hold before writing the task", std::time::Duration::from_secs(60), || {
+        gate.join("before-task-create.reached").exists()
+    });
+    let squatter = json!({"apiVersion": "servicemesh.kubesphere.io/v1alpha2", "kind": "Strategy",
+        "metadata": {"name": "rc"}, "spec": {"type": "Canary", "template": {"spec": {"hosts": ["other"]}}}});
+    kubectl_stdin(&["create", "-n", n, "-f", "-"], &squatter.to_string()).ok();
+    std::fs::write(gate.join("before-task-create.release"), b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&gate);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("the task could not be created"), "{stderr}");
+    assert!(stderr.contains("was deleted again"), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    // Deleted with background propagation: wait until the delete has landed.
     let start = std::time::Instant::now();
     while get(n, "deployment", "reviews-v2").is_some_and(|d| d["metadata"]["deletionTimestamp"].is_null()) {
         assert!(start.elapsed().as_secs() < 10, "reviews-v2 was not deleted");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(get(n, "strategies.servicemesh.kubesphere.io", "rc").is_none());
 }
 
 #[test]

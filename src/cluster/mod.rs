@@ -288,6 +288,50 @@ impl Kube {
         }
     }
 
+    /// The current user's rules in `ns` (a SelfSubjectRulesReview: one request for all of them);
+    /// None where the authorizer cannot list them completely (webhooks), so that callers ask
+    /// permission by permission instead.
+    pub async fn rules_review(
+        &self,
+        ns: &str,
+    ) -> Result<Option<Vec<k8s_openapi::api::authorization::v1::ResourceRule>>> {
+        use k8s_openapi::api::authorization::v1::{SelfSubjectRulesReview, SelfSubjectRulesReviewSpec};
+        let review = SelfSubjectRulesReview {
+            spec: SelfSubjectRulesReviewSpec { namespace: Some(ns.to_string()) },
+            ..Default::default()
+        };
+        let api: Api<SelfSubjectRulesReview> = Api::all(self.client.clone());
+        let target =
+            Target { action: "create", kind: "SelfSubjectRulesReview".into(), namespace: None, name: None };
+        let answer = api.create(&PostParams::default(), &review).await.map_err(|e| classify(target, e))?;
+        Ok(answer.status.filter(|s| !s.incomplete).map(|s| s.resource_rules))
+    }
+
+    /// Whether the current user may do what `p` names (a SelfSubjectAccessReview).
+    pub async fn can_i(&self, ns: &str, p: &crate::plan::rbac::Perm) -> Result<bool> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(p.group.to_string()),
+                    resource: Some(p.resource.to_string()),
+                    verb: Some(p.verb.to_string()),
+                    namespace: (!p.cluster).then(|| ns.to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let target =
+            Target { action: "create", kind: "SelfSubjectAccessReview".into(), namespace: None, name: None };
+        let answer = api.create(&PostParams::default(), &review).await.map_err(|e| classify(target, e))?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
+    }
+
     /// The composed app (app.k8s.io Application), if the cluster has one by that name.
     pub async fn application(&self, ns: &str, name: &str) -> Result<Option<serde_json::Value>> {
         let ar = ApiResource {

@@ -48,8 +48,14 @@ pub async fn change_and_route(
 ) -> Result<Updated> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let (updated, routed) =
-        ops::update_and_route(&kube, &ns, name, journal, routing, &|w| ctx.ui.warn(w), make).await?;
+    let (updated, routed) = ops::update_and_route(
+        &kube,
+        &ns,
+        name,
+        ops::Edit { journal, choice: routing, preflight: true, warn: &|w| ctx.ui.warn(w) },
+        make,
+    )
+    .await?;
     if updated.retries > 0 {
         ctx.ui.warn(&format!(
             "the task changed concurrently; re-applied on fresh state ({} retries)",

@@ -12,8 +12,10 @@ use crate::cluster::{Kube, Write};
 use crate::error::{Error, Result};
 use crate::model::istio::VirtualService;
 use crate::model::strategy::{Strategy, TaskType};
+use crate::ops;
 use crate::output::{print, to_json, to_yaml};
 use crate::plan::create::{self, Plan};
+use crate::plan::rbac;
 use crate::plan::routing::{RoutingChoice, RoutingMode};
 use crate::task::file::TaskFile;
 use crate::task::request::{self, CreateRequest};
@@ -89,6 +91,11 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
     };
     // From the first write on, Ctrl-C is held until the writes are done and then stops the
     // rollout watch, so it never leaves a Deployment without its task.
+    if write == Write::Real {
+        let mode = if plan.client_routing { rbac::Mode::Client } else { rbac::Mode::Kubesphere };
+        let perms = rbac::needs(rbac::Verb::Create, mode);
+        ops::preflight(&kube, &plan.namespace, &format!("creating task {}", req.name), &perms).await?;
+    }
     let interrupt = crate::signal::Interrupt::install()?;
     let (written, strategy, vs) = write_objects(ctx, &kube, &plan, write).await?;
     if write == Write::DryRun {
@@ -180,6 +187,7 @@ async fn write_objects(
     }
     let deployment = kube.create(ns, &p.deployment, write).await?;
     written.push(json(&deployment));
+    crate::failpoint::gate(crate::failpoint::BEFORE_TASK_CREATE).await;
     let strategy = match kube.create(ns, &p.strategy, write).await {
         Ok(s) => s,
         Err(e) => {

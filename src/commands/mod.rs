@@ -10,6 +10,7 @@ pub mod matching;
 pub mod mirror;
 pub mod offline;
 pub mod pause;
+pub mod rbac;
 pub mod schedule_ui;
 pub mod shift;
 pub mod status;

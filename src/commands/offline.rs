@@ -95,9 +95,12 @@ pub async fn run(ctx: &Context, args: OfflineArgs) -> Result<()> {
         &kube,
         &ns,
         &args.name,
-        Journal::Push("offline"),
-        args.routing,
-        &|w| ctx.ui.warn(w),
+        ops::Edit {
+            journal: Journal::Push("offline"),
+            choice: args.routing,
+            preflight: true,
+            warn: &|w| ctx.ui.warn(w),
+        },
         move |_| Ok(Change::Takeover(k.clone())),
     )
     .await

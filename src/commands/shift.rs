@@ -11,6 +11,7 @@ use crate::model::strategy::Strategy;
 use crate::ops::{self, Journal};
 use crate::output::{parse_duration, print};
 use crate::plan::operate::{Change, current_weight, versions};
+use crate::plan::rbac;
 use crate::plan::routing::RoutingChoice;
 use crate::plan::schedule::{Health, steps};
 use crate::view::pods::pod_view;
@@ -112,9 +113,12 @@ async fn set_weight(
         kube,
         ns,
         name,
-        Journal::Push("shift"),
-        routing,
-        &|w| ctx.ui.warn(w),
+        ops::Edit {
+            journal: Journal::Push("shift"),
+            choice: routing,
+            preflight: false,
+            warn: &|w| ctx.ui.warn(w),
+        },
         move |_| Ok(Change::Weight(w)),
     )
     .await?;
@@ -133,6 +137,10 @@ async fn gradual(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
     let name = args.name.clone();
     let s = ops::get_task(&kube, &ns, &name).await?;
     let start = weight_of(&s)? as u8;
+    // Every step writes the task and its routing: check all of it once, before the first.
+    let vs = kube.get::<crate::model::istio::VirtualService>(&ns, &ops::app_label(&s)).await?;
+    let perms = rbac::needs(rbac::Verb::ShiftGradual, ops::mode_of(args.routing, vs.as_ref()));
+    ops::preflight(&kube, &ns, &format!("shifting task {name}"), &perms).await?;
     let plan = steps(start, target, args.step as u8);
     let (_, new) = versions(&s);
     let new = new.unwrap_or_default();

@@ -2,7 +2,9 @@ use clap::Args;
 
 use super::Context;
 use crate::error::Result;
+use crate::model::istio::VirtualService;
 use crate::ops::{self, RoutedBy};
+use crate::plan::rbac;
 use crate::plan::routing::{RoutingChoice, RoutingMode};
 
 #[derive(Args, Debug)]
@@ -22,7 +24,13 @@ pub struct SyncArgs {
 pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let outcome = match ops::converge(&kube, &ns, &args.name, None, args.routing).await? {
+    let s = ops::get_task(&kube, &ns, &args.name).await?;
+    let vs = kube.get::<VirtualService>(&ns, &ops::app_label(&s)).await?;
+    let perms = rbac::needs(rbac::Verb::Sync, ops::mode_of(args.routing, vs.as_ref()));
+    ops::preflight(&kube, &ns, &format!("syncing task {}", args.name), &perms).await?;
+    // The task again, read after the VirtualService: the routing derived is never older.
+    let start = (ops::get_task(&kube, &ns, &args.name).await?, vs);
+    let outcome = match ops::converge(&kube, &ns, &args.name, Some(start), args.routing).await? {
         RoutedBy::Client(o) => o,
         RoutedBy::Kubesphere => {
             ctx.ui.info(&format!(

@@ -7,6 +7,7 @@ pub mod journal;
 pub mod new_version;
 pub mod operate;
 pub mod pods;
+pub mod rbac;
 pub mod routing;
 pub mod schedule;
 pub mod task;

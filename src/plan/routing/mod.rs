@@ -22,7 +22,7 @@ use crate::model::strategy::{LABEL_VERSION, POLICY_PAUSED, POLICY_WAIT, Strategy
 
 pub use derive::{ANN_ROUTE_FIELDS, keep_user_fields};
 pub use ready::{principal_first, ready_versions, ready_versions_of_pods};
-pub use takeover::{ANN_TASK_VERSION, governor_patch, governor_spec};
+pub use takeover::{ANN_TASK_STATE, ANN_WRITE_ID, governor_patch, governor_spec, task_stamp};
 
 /// Whose derivation: the plugin's (client routing), or KubeSphere 3.3's controller exactly,
 /// quirks included, for waiting on KubeSphere and for the conformance suite. The differences
@@ -248,10 +248,8 @@ pub fn virtual_service_as(
     {
         annotations.insert(ANN_ROUTE_FIELDS.to_string(), stash);
     }
-    if let Some(rv) = strategy.and_then(|s| s.metadata.resource_version.clone())
-        && flavor == Flavor::Client
-    {
-        annotations.insert(ANN_TASK_VERSION.to_string(), rv);
+    if let Some(s) = strategy.filter(|_| flavor == Flavor::Client) {
+        annotations.insert(ANN_TASK_STATE.to_string(), task_stamp(s));
     }
     metadata.annotations = (!annotations.is_empty()).then_some(annotations);
     let vs = VirtualService {

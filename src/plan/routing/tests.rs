@@ -95,7 +95,7 @@ fn the_virtual_service_is_named_after_the_app_label_and_records_the_task_version
     let vs =
         plan(&svc(&[("http", 80)]), "reviews-app", Some(&s), &ready(&["v1", "v2"]), None).virtual_service;
     assert_eq!(vs.metadata.name.as_deref(), Some("reviews-app"));
-    assert_eq!(vs.metadata.annotations.unwrap()[ANN_TASK_VERSION], "42");
+    assert_eq!(vs.metadata.annotations.unwrap()[ANN_TASK_STATE], task_stamp(&s));
     assert_eq!(vs.metadata.labels.unwrap()["app"], "reviews");
 }
 
@@ -149,15 +149,23 @@ fn task_routes_keep_fields_of_the_last_unnamed_route_but_never_its_mirror() {
 }
 
 #[test]
-fn the_take_over_patch_tests_the_task_version_before_writing() {
-    let s = task(Kind::Ratio, Some("v1"), POLICY_WAIT, "v1");
-    let p = governor_patch(&s, "v1", "41", "42");
+fn the_take_over_patch_tests_the_task_state_before_writing() {
+    let before = task(Kind::Ratio, None, POLICY_WAIT, "v1");
+    let after = task(Kind::Ratio, Some("v1"), POLICY_WAIT, "v1");
+    let p = governor_patch(&before, &after, "v1");
     assert_eq!(
         p[0],
-        json!({"op": "test", "path": "/metadata/annotations/grayscale.kubectl.io~1task-version", "value": "41"})
+        json!({"op": "test", "path": "/metadata/annotations/grayscale.kubectl.io~1task-state", "value": task_stamp(&before)})
     );
-    assert_eq!(p[4]["value"], "42");
-    assert_eq!(render(&governor_spec(&s, "v1")), "h*:v1=100 | t*:v1=100");
+    assert_eq!(p[4]["value"], task_stamp(&after));
+    assert_ne!(task_stamp(&before), task_stamp(&after));
+    let mut moved = before.clone();
+    moved.metadata.resource_version = Some("99".into());
+    assert_eq!(task_stamp(&moved), task_stamp(&before), "a task put back keeps its stamp");
+    let mut rewritten = before.clone();
+    rewritten.metadata.annotations = Some([(ANN_WRITE_ID.to_string(), "2-1".to_string())].into());
+    assert_ne!(task_stamp(&rewritten), task_stamp(&before), "the same state written again (an undo) stamps anew");
+    assert_eq!(render(&governor_spec(&after, "v1")), "h*:v1=100 | t*:v1=100");
     assert!(p.as_array().unwrap().iter().all(|op| op["path"] != "/metadata/labels"), "labels are left alone");
 }
 

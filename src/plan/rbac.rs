@@ -1,0 +1,311 @@
+//! The permissions each verb needs, per routing mode: what `kubectl grayscale rbac` prints as a
+//! Role (and a ClusterRole where a verb reads every namespace or installs the CRD), and what
+//! multi-step verbs check up front before their first write.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Verb {
+    Create,
+    List,
+    #[value(name = "list-all")]
+    ListAll,
+    Status,
+    #[value(name = "status-watch")]
+    StatusWatch,
+    Shift,
+    #[value(name = "shift-gradual")]
+    ShiftGradual,
+    Match,
+    Takeover,
+    Mirror,
+    Pause,
+    Resume,
+    Offline,
+    History,
+    Undo,
+    Sync,
+    Init,
+}
+
+impl Verb {
+    pub const ALL: [Verb; 17] = [
+        Verb::Create,
+        Verb::List,
+        Verb::ListAll,
+        Verb::Status,
+        Verb::StatusWatch,
+        Verb::Shift,
+        Verb::ShiftGradual,
+        Verb::Match,
+        Verb::Takeover,
+        Verb::Mirror,
+        Verb::Pause,
+        Verb::Resume,
+        Verb::Offline,
+        Verb::History,
+        Verb::Undo,
+        Verb::Sync,
+        Verb::Init,
+    ];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    Client,
+    Kubesphere,
+}
+
+/// One permission: an API group, a resource, a verb, and whether it spans the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Perm {
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub verb: &'static str,
+    pub cluster: bool,
+}
+
+impl std::fmt::Display for Perm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = if self.group.is_empty() {
+            self.resource.to_string()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        };
+        write!(f, "{} {r}{}", self.verb, if self.cluster { " (all namespaces)" } else { "" })
+    }
+}
+
+const SM: &str = "servicemesh.kubesphere.io";
+const ISTIO: &str = "networking.istio.io";
+
+fn p(group: &'static str, resource: &'static str, verbs: &[&'static str]) -> Vec<Perm> {
+    verbs.iter().map(|v| Perm { group, resource, verb: v, cluster: false }).collect()
+}
+
+/// Reading and writing routing after a task changed (`ops::converge`).
+fn routing(mode: Mode) -> Vec<Perm> {
+    let mut out = p(ISTIO, "virtualservices", &["get", "patch"]);
+    if mode == Mode::Client {
+        out.extend(p("", "services", &["get"]));
+        out.extend(p("", "pods", &["list"]));
+        out.extend(p(ISTIO, "destinationrules", &["patch"]));
+    }
+    out
+}
+
+/// Everything `verb` needs in `mode`, sorted and without duplicates.
+pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
+    let mut out = match verb {
+        Verb::Create => {
+            let mut v = p(SM, "strategies", &["list", "create"]);
+            v.extend(p("apps", "deployments", &["list", "create", "delete"]));
+            v.extend(p("", "services", &["get"]));
+            v.extend(p("app.k8s.io", "applications", &["get"]));
+            v.extend(p(ISTIO, "virtualservices", &["get"]));
+            v.extend(p("", "pods", &["watch"]));
+            match mode {
+                Mode::Client => {
+                    // Server-side apply creates the routing objects the first time: create too.
+                    v.extend(p(ISTIO, "destinationrules", &["patch", "create"]));
+                    v.extend(p(ISTIO, "virtualservices", &["patch", "create"]));
+                    v.extend(p("", "pods", &["list"]));
+                }
+                Mode::Kubesphere => {
+                    v.extend(p(ISTIO, "destinationrules", &["list", "watch"]));
+                    v.extend(p(ISTIO, "virtualservices", &["list", "watch"]));
+                }
+            }
+            v
+        }
+        Verb::List => {
+            let mut v = p(SM, "strategies", &["list"]);
+            v.extend(p("apps", "deployments", &["list"]));
+            v
+        }
+        Verb::ListAll => needs(Verb::List, mode).into_iter().map(|p| Perm { cluster: true, ..p }).collect(),
+        Verb::Status => {
+            let mut v = p(SM, "strategies", &["get"]);
+            v.extend(p("apps", "deployments", &["list"]));
+            v.extend(p(ISTIO, "virtualservices", &["get"]));
+            v.extend(p("", "pods", &["list"]));
+            v.extend(p("", "events", &["list"]));
+            v.extend(p("", "services", &["get"]));
+            v
+        }
+        Verb::StatusWatch => {
+            let mut v = p(SM, "strategies", &["get", "list", "watch"]);
+            v.extend(p("apps", "deployments", &["list", "watch"]));
+            v.extend(p(ISTIO, "virtualservices", &["list", "watch"]));
+            v.extend(p("", "pods", &["list", "watch"]));
+            v.extend(p("", "events", &["list", "watch"]));
+            v
+        }
+        Verb::Shift | Verb::Match | Verb::Mirror | Verb::Pause | Verb::Resume | Verb::Undo => {
+            let mut v = p(SM, "strategies", &["get", "patch"]);
+            v.extend(routing(mode));
+            v
+        }
+        Verb::ShiftGradual => {
+            let mut v = needs(Verb::Shift, mode);
+            v.extend(p("", "pods", &["list", "watch"]));
+            v
+        }
+        Verb::Takeover => {
+            // The incident fast path: read and write the task, patch the VirtualService (client
+            // routing) or read it to see that KubeSphere routes. When another command routed
+            // in between, the fallback also needs what `sync` needs.
+            let mut v = p(SM, "strategies", &["get", "patch"]);
+            v.extend(p(ISTIO, "virtualservices", &[if mode == Mode::Client { "patch" } else { "get" }]));
+            v
+        }
+        Verb::Offline => {
+            let mut v = p(SM, "strategies", &["get", "patch", "delete"]);
+            v.extend(p("apps", "deployments", &["delete"]));
+            v.extend(routing(mode));
+            if mode == Mode::Kubesphere {
+                v.extend(p(ISTIO, "virtualservices", &["list", "watch"]));
+            }
+            v
+        }
+        Verb::History => p(SM, "strategies", &["get"]),
+        Verb::Sync => {
+            // Sync routes tasks the console made on clusters without KubeSphere: their routing
+            // objects do not exist yet.
+            let mut v = p(SM, "strategies", &["get"]);
+            v.extend(routing(mode));
+            if mode == Mode::Client {
+                v.extend(p(ISTIO, "destinationrules", &["create"]));
+                v.extend(p(ISTIO, "virtualservices", &["create"]));
+            }
+            v
+        }
+        Verb::Init => ["get", "list", "watch", "patch", "create"]
+            .iter()
+            .map(|verb| Perm {
+                group: "apiextensions.k8s.io",
+                resource: "customresourcedefinitions",
+                verb,
+                cluster: true,
+            })
+            .collect(),
+    };
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether the rules a SelfSubjectRulesReview returned allow `p`.
+pub fn allowed(rules: &[k8s_openapi::api::authorization::v1::ResourceRule], p: &Perm) -> bool {
+    let has = |list: &Option<Vec<String>>, want: &str| {
+        list.as_ref().is_some_and(|l| l.iter().any(|x| x == "*" || x == want))
+    };
+    rules.iter().any(|r| {
+        r.api_groups.as_ref().is_some_and(|g| g.iter().any(|x| x == "*" || x == p.group))
+            && has(&r.resources, p.resource)
+            && r.verbs.iter().any(|v| v == "*" || v == p.verb)
+    })
+}
+
+/// The Role (namespaced permissions) and, if any permission spans the cluster, the ClusterRole,
+/// as objects `kubectl apply` takes. Rules group verbs by resource.
+pub fn roles(perms: &[Perm], namespace: &str, name: &str) -> Vec<Value> {
+    let rules = |cluster: bool| -> Vec<Value> {
+        let mut by: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+        for p in perms.iter().filter(|p| p.cluster == cluster) {
+            let verbs = by.entry((p.group, p.resource)).or_default();
+            if !verbs.contains(&p.verb) {
+                verbs.push(p.verb);
+            }
+        }
+        by.into_iter()
+            .map(|((g, r), mut verbs)| {
+                verbs.sort();
+                json!({"apiGroups": [g], "resources": [r], "verbs": verbs})
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    let ns_rules = rules(false);
+    if !ns_rules.is_empty() {
+        out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name, "namespace": namespace}, "rules": ns_rules}));
+    }
+    let cluster_rules = rules(true);
+    if !cluster_rules.is_empty() {
+        out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name}, "rules": cluster_rules}));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(perms: &[Perm], group: &str, resource: &str, verb: &str) -> bool {
+        perms.iter().any(|p| p.group == group && p.resource == resource && p.verb == verb)
+    }
+
+    #[test]
+    fn client_routing_needs_the_routing_writes_and_kubesphere_routing_does_not() {
+        let c = needs(Verb::Shift, Mode::Client);
+        assert!(has(&c, ISTIO, "destinationrules", "patch") && has(&c, "", "pods", "list"));
+        let k = needs(Verb::Shift, Mode::Kubesphere);
+        assert!(!has(&k, ISTIO, "destinationrules", "patch") && !has(&k, "", "pods", "list"));
+        assert!(has(&k, SM, "strategies", "patch"));
+    }
+
+    #[test]
+    fn reading_every_namespace_and_installing_the_crd_need_a_cluster_role() {
+        let r = roles(&needs(Verb::ListAll, Mode::Client), "demo", "grayscale");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0]["kind"], "ClusterRole");
+        let mut both = needs(Verb::Init, Mode::Client);
+        both.extend(needs(Verb::Status, Mode::Client));
+        let r = roles(&both, "demo", "grayscale");
+        assert_eq!(
+            r.iter().map(|o| o["kind"].as_str().unwrap()).collect::<Vec<_>>(),
+            ["Role", "ClusterRole"]
+        );
+    }
+
+    #[test]
+    fn rules_group_verbs_by_resource() {
+        let r = roles(&needs(Verb::Offline, Mode::Client), "demo", "oncall");
+        let rules = r[0]["rules"].as_array().unwrap();
+        let strategies = rules.iter().find(|x| x["resources"][0] == "strategies").unwrap();
+        assert_eq!(strategies["verbs"], json!(["delete", "get", "patch"]));
+        assert_eq!(r[0]["metadata"], json!({"name": "oncall", "namespace": "demo"}));
+    }
+
+    #[test]
+    fn rules_allow_by_group_resource_and_verb_with_wildcards() {
+        use k8s_openapi::api::authorization::v1::ResourceRule;
+        let rule = |g: &str, r: &str, v: &str| ResourceRule {
+            api_groups: Some(vec![g.into()]),
+            resources: Some(vec![r.into()]),
+            verbs: vec![v.into()],
+            resource_names: None,
+        };
+        let vs = Perm { group: ISTIO, resource: "virtualservices", verb: "patch", cluster: false };
+        assert!(allowed(&[rule(ISTIO, "virtualservices", "patch")], &vs));
+        assert!(allowed(&[rule("*", "*", "*")], &vs));
+        assert!(!allowed(&[rule(ISTIO, "virtualservices", "get")], &vs));
+        assert!(!allowed(&[rule("", "virtualservices", "patch")], &vs));
+        assert!(!allowed(&[rule(ISTIO, "destinationrules", "patch")], &vs));
+    }
+
+    #[test]
+    fn every_verb_needs_something_and_names_it_readably() {
+        for v in Verb::ALL {
+            for m in [Mode::Client, Mode::Kubesphere] {
+                assert!(!needs(v, m).is_empty(), "{v:?}");
+            }
+        }
+        let p = Perm { group: ISTIO, resource: "virtualservices", verb: "patch", cluster: false };
+        assert_eq!(p.to_string(), "patch virtualservices.networking.istio.io");
+    }
+}
