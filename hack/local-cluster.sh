@@ -6,6 +6,7 @@
 #   hack/local-cluster.sh down    stop everything and remove the state directory
 #   hack/local-cluster.sh status  print whether it runs and the kubeconfig path
 #   hack/local-cluster.sh env     print `export KUBECONFIG=...` for a running plane
+#   hack/local-cluster.sh stop-apiserver|start-apiserver   restart drills: the API server alone
 #
 # Environment: GRAYSCALE_CACHE (default ~/.cache/kubectl-grayscale) keeps the built binaries;
 # GRAYSCALE_STATE (default $GRAYSCALE_CACHE/plane) holds certificates, logs and the kubeconfig.
@@ -208,18 +209,20 @@ start() {
   wait_for etcd 30 curl -fsS "http://127.0.0.1:$etcd_port/health"
 
   local pki=$STATE/pki
+  # The API server's command line, kept so that tests can stop and restart it mid-command.
   # The audit log is never rotated (a huge --audit-log-maxsize): tests read it from an offset.
-  "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
-    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-    --client-ca-file "$pki/ca.crt" --authorization-mode RBAC --allow-privileged=true \
-    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range 10.96.0.0/16 --disable-admission-plugins ServiceAccount \
-    --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log" \
-    --audit-log-maxsize 1000000 \
-    >"$STATE/logs/kube-apiserver.log" 2>&1 &
-  echo $! >>"$STATE/pids"
+  cat >"$STATE/run-apiserver.sh" <<EOF
+exec "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \\
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \\
+  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \\
+  --client-ca-file "$pki/ca.crt" --authorization-mode RBAC --allow-privileged=true \\
+  --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \\
+  --service-account-issuer https://kubernetes.default.svc.cluster.local \\
+  --service-cluster-ip-range 10.96.0.0/16 --disable-admission-plugins ServiceAccount \\
+  --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log" \\
+  --audit-log-maxsize 1000000
+EOF
+  start_apiserver
   write_kubeconfig "$STATE/kubeconfig" "$server" admin restricted
   write_kubeconfig "$STATE/controller-manager.kubeconfig" "$server" controller-manager
   write_kubeconfig "$STATE/sim-kubelet.kubeconfig" "$server" sim-kubelet
@@ -244,6 +247,25 @@ start() {
     "$GRAYSCALE_PEER" --kubeconfig "$STATE/kubeconfig" >"$STATE/logs/peer.log" 2>&1 &
     echo $! >>"$STATE/pids"
   fi
+}
+
+start_apiserver() {
+  if [ -f "$STATE/apiserver.pid" ]; then
+    grep -vx "$(cat "$STATE/apiserver.pid")" "$STATE/pids" >"$STATE/pids.tmp" || true
+    mv "$STATE/pids.tmp" "$STATE/pids"
+  fi
+  bash "$STATE/run-apiserver.sh" >>"$STATE/logs/kube-apiserver.log" 2>&1 &
+  echo $! >"$STATE/apiserver.pid"
+  echo $! >>"$STATE/pids"
+}
+
+# Stops the API server only (the rest of the plane keeps running), for restart drills.
+stop_apiserver() {
+  local pid
+  pid=$(cat "$STATE/apiserver.pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
 }
 
 # Only processes of this plane: a pid left from an earlier boot may belong to something else.
@@ -287,5 +309,10 @@ case "${1:-up}" in
   status) if running; then echo "running: KUBECONFIG=$STATE/kubeconfig"; else echo "not running"; exit 1; fi ;;
   env) running || die "not running: run hack/local-cluster.sh up"; echo "export KUBECONFIG=$STATE/kubeconfig" ;;
   deps) install_deps; build_k8s ;;
-  *) die "usage: $0 up|down|status|env|deps" ;;
+  stop-apiserver) [ -f "$STATE/apiserver.pid" ] || die "not running"; stop_apiserver; log "kube-apiserver stopped" ;;
+  start-apiserver)
+    start_apiserver
+    wait_for kube-apiserver 60 kubectl --kubeconfig "$STATE/kubeconfig" get --raw /readyz
+    log "kube-apiserver started" ;;
+  *) die "usage: $0 up|down|status|env|deps|stop-apiserver|start-apiserver" ;;
 esac

@@ -6,7 +6,7 @@ mod watch;
 
 pub use trace::TraceLayer;
 
-pub use watch::{PodChange, PodWatch, await_routing, pod_events, pod_events_from};
+pub use watch::{PodChange, PodWatch, await_routing, pod_events, pod_events_from, transient};
 
 use std::time::Duration;
 

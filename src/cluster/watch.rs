@@ -23,6 +23,16 @@ pub struct PodWatch {
     ns: String,
     resource_version: String,
     stream: Option<BoxStream<'static, kube::Result<WatchEvent<Pod>>>>,
+    failures: u32,
+}
+
+/// Errors worth waiting out: the connection, or the server saying it is busy or restarting.
+pub fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => matches!(s.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
 }
 
 pub fn pod_events(kube: &Kube, ns: &str, selector: &str) -> PodWatch {
@@ -37,6 +47,7 @@ pub fn pod_events_from(kube: &Kube, ns: &str, selector: &str, resource_version: 
         ns: ns.to_string(),
         resource_version: resource_version.to_string(),
         stream: None,
+        failures: 0,
     }
 }
 
@@ -44,12 +55,17 @@ impl PodWatch {
     pub async fn next(&mut self) -> Result<PodChange> {
         loop {
             if self.stream.is_none() {
-                let s = self
-                    .api
-                    .watch(&self.params, &self.resource_version)
-                    .await
-                    .map_err(|e| classify(target::<Pod>("watch", Some(&self.ns), None), e))?;
-                self.stream = Some(s.boxed());
+                match self.api.watch(&self.params, &self.resource_version).await {
+                    Ok(s) => {
+                        self.failures = 0;
+                        self.stream = Some(s.boxed());
+                    }
+                    Err(e) if transient(&e) => {
+                        self.pause().await;
+                        continue;
+                    }
+                    Err(e) => return Err(classify(target::<Pod>("watch", Some(&self.ns), None), e)),
+                }
             }
             let stream = self.stream.as_mut().expect("set above");
             match stream.next().await {
@@ -72,10 +88,23 @@ impl PodWatch {
                         source: Box::new(kube::Error::Api(e)),
                     });
                 }
+                // The connection broke (an API server restart, a proxy): resume from the last
+                // version seen once the server answers again; the caller's deadline bounds it.
+                Some(Err(e)) if transient(&e) => {
+                    self.stream = None;
+                    self.pause().await;
+                }
                 Some(Err(e)) => return Err(classify(target::<Pod>("watch", Some(&self.ns), None), e)),
                 None => self.stream = None,
             }
         }
+    }
+
+    /// Growing pauses between reconnects: 100 ms doubling to 2 s.
+    async fn pause(&mut self) {
+        let ms = (100u64 << self.failures.min(4)).min(2000);
+        self.failures += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 
     fn remember(&mut self, p: &Pod) {

@@ -74,6 +74,17 @@ where
     watcher::watcher(api, cfg).default_backoff()
 }
 
+fn watch_error_is_transient(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => crate::cluster::transient(e),
+        // 410 Gone: the watcher lists again from scratch on its next poll.
+        watcher::Error::WatchError(s) => matches!(s.code, 410 | 429 | 500 | 502 | 503 | 504),
+        _ => false,
+    }
+}
+
 fn upsert<K: Resource<DynamicType = ()> + Clone>(store: &mut BTreeMap<String, K>, ev: Event<K>) {
     match ev {
         Event::Apply(o) | Event::InitApply(o) => {
@@ -120,11 +131,29 @@ pub async fn run(kube: &Kube, ns: &str, name: &str, color: bool) -> Result<()> {
     let (mut deployments, mut pods, mut vs) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let mut warnings = BTreeMap::new();
     let mut shown: Vec<String> = Vec::new();
+    let mut reconnecting = false;
     while let Some(ev) = events.next().await {
-        let ev = ev.map_err(|e| Error::Watch {
-            message: format!("the watch of task {name} failed: {e}"),
-            hint: format!("run it again: kubectl grayscale status {name} -n {ns} --watch"),
-        })?;
+        let ev = match ev {
+            Ok(ev) => ev,
+            // The connection broke (the API server restarts, say): the watchers reconnect with
+            // backoff and resume; say so once, keep going.
+            Err(e) if watch_error_is_transient(&e) => {
+                if !reconnecting {
+                    eprintln!("lost the connection to the API server ({e}); reconnecting");
+                    reconnecting = true;
+                }
+                continue;
+            }
+            Err(e) => {
+                return Err(Error::Watch {
+                    message: format!("the watch of task {name} failed: {e}"),
+                    hint: format!("run it again: kubectl grayscale status {name} -n {ns} --watch"),
+                });
+            }
+        };
+        if std::mem::take(&mut reconnecting) {
+            eprintln!("reconnected");
+        }
         match ev {
             Change::Task(e) => match *e {
                 Event::Delete(_) => {

@@ -164,7 +164,11 @@ fn the_take_over_patch_tests_the_task_state_before_writing() {
     assert_eq!(task_stamp(&moved), task_stamp(&before), "a task put back keeps its stamp");
     let mut rewritten = before.clone();
     rewritten.metadata.annotations = Some([(ANN_WRITE_ID.to_string(), "2-1".to_string())].into());
-    assert_ne!(task_stamp(&rewritten), task_stamp(&before), "the same state written again (an undo) stamps anew");
+    assert_ne!(
+        task_stamp(&rewritten),
+        task_stamp(&before),
+        "the same state written again (an undo) stamps anew"
+    );
     assert_eq!(render(&governor_spec(&after, "v1")), "h*:v1=100 | t*:v1=100");
     assert!(p.as_array().unwrap().iter().all(|op| op["path"] != "/metadata/labels"), "labels are left alone");
 }

@@ -1,0 +1,120 @@
+//! API server restarts in the middle of a command: the real kube-apiserver of the local plane is
+//! stopped and started again (`hack/local-cluster.sh stop-apiserver|start-apiserver`). The
+//! tests of this file run one at a time: they take the API server away from everything else.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn apiserver(action: &str) {
+    let state = plane().state.clone();
+    let out = Command::new("bash")
+        .arg(repo().join("hack/local-cluster.sh"))
+        .arg(action)
+        .env("GRAYSCALE_STATE", &state)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{action}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Starts the API server again and waits until the rest of the plane has reconnected: a fresh
+/// Deployment gets a ready pod (the controller manager and the simulated kubelet watch again).
+fn restart_apiserver() {
+    apiserver("start-apiserver");
+    let probe = Namespace::new("rs-probe");
+    kubectl(&["create", "deployment", "probe", "--image", "example/probe:1", "-n", &probe.name]).ok();
+    let r = kubectl(&[
+        "wait",
+        "-n",
+        &probe.name,
+        "deployment/probe",
+        "--for=condition=Available",
+        "--timeout=180s",
+    ]);
+    assert_eq!(r.code, 0, "the plane did not recover from the restart: {}", r.stderr);
+}
+
+fn canary(ns: &str) {
+    bookinfo(ns);
+    grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        ns,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+        "--weight",
+        "20",
+    ])
+    .ok();
+}
+
+#[test]
+fn status_watch_reconnects_after_an_api_server_restart_and_shows_later_changes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Namespace::new("rs-watch");
+    let n = ns.name.as_str();
+    canary(n);
+    let mut child = spawn_grayscale(&["status", "rc", "-n", n, "-w"]);
+    let mut lines = Lines::of(&mut child);
+    assert!(lines.until(Duration::from_secs(30), |l| l.contains("v1 80% v2 20%")), "{:?}", lines.seen);
+    apiserver("stop-apiserver");
+    restart_apiserver();
+    grayscale(&["shift", "rc", "-n", n, "--weight", "40"]).ok();
+    let seen = lines.until(Duration::from_secs(60), |l| l.contains("v1 60% v2 40%"));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(seen, "the change after the restart was not shown: {:?}\n{stderr}", lines.seen);
+    assert!(stderr.contains("reconnecting"), "{stderr}");
+}
+
+#[test]
+fn create_follows_the_rollout_across_an_api_server_restart() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Namespace::new("rs-create");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    // The new version becomes ready only after its readiness delay (10 s on the simulated
+    // kubelet), so the API server goes away while create is watching its pods.
+    let file = std::env::temp_dir().join(format!("grayscale-restart-{}.yaml", std::process::id()));
+    std::fs::write(
+        &file,
+        "newVersion:\n  version: v2\n  replicas: 1\n  containers:\n  - name: reviews\n    readinessProbe: {httpGet: {path: /, port: 9080}, initialDelaySeconds: 100}\n",
+    )
+    .unwrap();
+    let child = spawn_grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "-f",
+        file.to_str().unwrap(),
+        "--weight",
+        "20",
+    ]);
+    wait_for("the new Deployment", Duration::from_secs(60), || get(n, "deployment", "reviews-v2").is_some());
+    apiserver("stop-apiserver");
+    restart_apiserver();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("routing applied to reviews"), "{stderr}");
+    let vs = get(n, "virtualservice", "reviews").unwrap();
+    assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 20, "{}", vs["spec"]);
+}
