@@ -142,6 +142,12 @@ impl Error {
         }
     }
 
+    /// A request whose answer never came (the connection broke or timed out): it may or may not
+    /// have been applied.
+    pub fn answer_lost(&self) -> bool {
+        matches!(self, Error::Api { source, .. } if !matches!(source.as_ref(), kube::Error::Api(_)))
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid(_) | Error::Ineligible { .. } => exit::USAGE,

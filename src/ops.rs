@@ -228,11 +228,21 @@ pub async fn update_task(
             }
         }
         let mut annotations = journal::annotation(&entries);
-        annotations[routing::ANN_WRITE_ID] = serde_json::Value::String(write_id());
+        let id = write_id();
+        annotations[routing::ANN_WRITE_ID] = serde_json::Value::String(id.clone());
         let patch = operate::merge_patch(&s, &to, annotations);
         match kube.merge_patch::<Strategy>(ns, name, &patch).await {
             Ok(after) => {
                 return Ok(Updated { before: s, after, changed: true, retries: attempt - 1, vs });
+            }
+            // The answer was lost: the task's write id tells whether this write landed, so it is
+            // never applied twice (a relative shift would be).
+            Err(e) if e.answer_lost() && attempt < MAX_ATTEMPTS => {
+                let now = get_task(kube, ns, name).await?;
+                if now.annotation(routing::ANN_WRITE_ID) == Some(id.as_str()) {
+                    return Ok(Updated { before: s, after: now, changed: true, retries: attempt - 1, vs });
+                }
+                backoff(attempt).await;
             }
             Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => backoff(attempt).await,
             Err(Error::Conflict { target, message, .. }) => {

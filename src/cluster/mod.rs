@@ -1,9 +1,11 @@
 //! The one place that talks to the Kubernetes API. Every call names what it does to which
 //! object, so failures classify into the plugin's errors with context.
 
+mod retry;
 mod trace;
 mod watch;
 
+pub use retry::RetryLayer;
 pub use trace::TraceLayer;
 
 pub use watch::{PodChange, PodWatch, await_routing, pod_events, pod_events_from, transient};
@@ -91,13 +93,15 @@ impl Kube {
             http::HeaderValue::from_str(&user_agent()).expect("ascii user agent"),
         ));
         let namespace = o.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+        // Our own retries replace the client's (which would also repeat writes that may have
+        // been applied); the request log sits inside them, so each attempt is logged.
+        config.default_retry = false;
+        let builder =
+            kube::client::ClientBuilder::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
         let client = if o.verbosity >= 6 {
-            kube::client::ClientBuilder::try_from(config)
-                .map_err(|e| Error::Config(e.to_string()))?
-                .with_layer(&TraceLayer { bodies: o.verbosity >= 8 })
-                .build()
+            builder.with_layer(&TraceLayer { bodies: o.verbosity >= 8 }).with_layer(&RetryLayer).build()
         } else {
-            Client::try_from(config).map_err(|e| Error::Config(e.to_string()))?
+            builder.with_layer(&RetryLayer).build()
         };
         Ok(Kube { client, namespace, user })
     }

@@ -185,10 +185,25 @@ async fn write_objects(
             vs = Some(kube.apply(ns, &v, write, true).await?);
         }
     }
-    let deployment = kube.create(ns, &p.deployment, write).await?;
+    let deployment = match kube.create(ns, &p.deployment, write).await {
+        Err(e) if e.answer_lost() => {
+            recover(kube, ns, &p.deployment, e, |d: &Deployment| {
+                d.spec.as_ref().map(|s| &s.template.metadata)
+                    == p.deployment.spec.as_ref().map(|s| &s.template.metadata)
+            })
+            .await?
+        }
+        other => other?,
+    };
     written.push(json(&deployment));
     crate::failpoint::gate(crate::failpoint::BEFORE_TASK_CREATE).await;
-    let strategy = match kube.create(ns, &p.strategy, write).await {
+    let created = match kube.create(ns, &p.strategy, write).await {
+        Err(e) if e.answer_lost() => {
+            recover(kube, ns, &p.strategy, e, |s: &Strategy| s.spec == p.strategy.spec).await
+        }
+        other => other,
+    };
+    let strategy = match created {
         Ok(s) => s,
         Err(e) => {
             if write == Write::DryRun {
@@ -218,6 +233,25 @@ async fn write_objects(
         written.push(json(&kube.apply(ns, &r.virtual_service, write, true).await?));
     }
     Ok((written, strategy, vs))
+}
+
+/// A create whose answer was lost: the object is read back and taken as created by this
+/// command if it is what this command wrote; if it is not there, the create is sent again; if
+/// something else has that name, the original error stands.
+async fn recover<K>(kube: &Kube, ns: &str, obj: &K, lost: Error, ours: impl Fn(&K) -> bool) -> Result<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + serde::de::DeserializeOwned
+        + Serialize
+        + Clone
+        + std::fmt::Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    match kube.get::<K>(ns, &name).await? {
+        Some(found) if ours(&found) => Ok(found),
+        Some(_) => Err(lost),
+        None => kube.create(ns, obj, Write::Real).await,
+    }
 }
 
 /// The versions ready once the new one is: what a dry run shows as the final routing.

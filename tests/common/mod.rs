@@ -536,3 +536,103 @@ impl Lines {
         false
     }
 }
+
+/// The fault-injecting proxy (`fault-proxy/`) in front of the plane's API server, forwarding as
+/// `user` (admin or restricted), with its own kubeconfig and a rules file tests rewrite.
+pub struct Proxy {
+    child: std::process::Child,
+    pub kubeconfig: PathBuf,
+    rules: PathBuf,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    pub fn start(user: &str) -> Proxy {
+        use std::io::{BufRead, BufReader};
+        let p = plane();
+        let pki = p.state.join("pki");
+        let kc = std::fs::read_to_string(&p.kubeconfig).unwrap();
+        let upstream =
+            kc.lines().find_map(|l| l.trim().strip_prefix("server: https://")).unwrap().to_string();
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "grayscale-proxy-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rules = dir.join("rules.json");
+        std::fs::write(&rules, "{}").unwrap();
+        let bin = repo().join("target/debug/fault-proxy");
+        let mut child = Command::new(&bin)
+            .args(["--upstream", &upstream])
+            .arg("--ca")
+            .arg(pki.join("ca.crt"))
+            .arg("--cert")
+            .arg(pki.join(format!("{user}.crt")))
+            .arg("--key")
+            .arg(pki.join(format!("{user}.key")))
+            .arg("--serve-cert")
+            .arg(pki.join("apiserver.crt"))
+            .arg("--serve-key")
+            .arg(pki.join("apiserver.key"))
+            .arg("--rules")
+            .arg(&rules)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = out.next().expect("the proxy's first line").unwrap();
+        let addr = first.strip_prefix("listening on ").expect("listening line").to_string();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for l in out.map_while(Result::ok) {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster:\n    server: https://{addr}\n    certificate-authority: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate: {crt}\n    client-key: {key}\ncontexts:\n- name: proxy\n  context: {{cluster: proxy, user: {user}, namespace: default}}\ncurrent-context: proxy\n",
+                ca = pki.join("ca.crt").display(),
+                crt = pki.join(format!("{user}.crt")).display(),
+                key = pki.join(format!("{user}.key")).display(),
+            ),
+        )
+        .unwrap();
+        Proxy { child, kubeconfig, rules, log }
+    }
+
+    /// Replaces the rules (the proxy reads them on every request).
+    pub fn rules(&self, rules: Value) {
+        std::fs::write(&self.rules, serde_json::json!({ "rules": rules }).to_string()).unwrap();
+    }
+
+    /// The plugin through the proxy.
+    pub fn grayscale(&self, args: &[&str]) -> Run {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl-grayscale");
+        Run::from(out)
+    }
+
+    /// What the proxy did with requests whose line contains `what`.
+    pub fn seen(&self, what: &str) -> Vec<String> {
+        self.log.lock().unwrap().iter().filter(|l| l.contains(what)).cloned().collect()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

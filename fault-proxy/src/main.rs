@@ -1,0 +1,227 @@
+//! A fault-injecting proxy for the end-to-end tests: terminates TLS with a certificate of the
+//! plane's CA, forwards each HTTP request to kube-apiserver as one configured user (its client
+//! certificate), and applies the first matching rule of a JSON file it re-reads on every request
+//! (so a test can change the faults in the middle of a command):
+//!
+//! `{"rules": [{"method": "PATCH", "path": "strategies", "latency_ms": 300, "jitter_ms": 50,
+//!   "status": 429, "retry_after": 1, "fault": "reset-before", "times": 1}]}`
+//!
+//! `fault`: `reset-before` (close the connection, nothing forwarded), `reset-after` (forward,
+//! then close without the answer), `blackhole` (never answer), `stall` (forward, send the
+//! answer's headers, then nothing: a stalled watch). `status` answers that code without
+//! forwarding. `times` limits how often a rule applies (per content of the file). Every
+//! request is printed on stdout as `METHOD PATH -> what was done`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde::Deserialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// The API server, `host:port`.
+    #[arg(long)]
+    upstream: String,
+    #[arg(long)]
+    ca: PathBuf,
+    /// Client certificate and key the proxy forwards as.
+    #[arg(long)]
+    cert: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+    /// Serving certificate and key (of the plane's CA, valid for 127.0.0.1).
+    #[arg(long)]
+    serve_cert: PathBuf,
+    #[arg(long)]
+    serve_key: PathBuf,
+    #[arg(long)]
+    rules: PathBuf,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct Rule {
+    method: Option<String>,
+    path: Option<String>,
+    #[serde(default)]
+    latency_ms: u64,
+    #[serde(default)]
+    jitter_ms: u64,
+    status: Option<u16>,
+    retry_after: Option<u64>,
+    fault: Option<String>,
+    times: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+struct Rules {
+    #[serde(default)]
+    rules: Vec<Rule>,
+}
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+struct State {
+    args: Args,
+    connector: TlsConnector,
+    /// Uses per rule, reset when the file's content changes.
+    used: Mutex<(String, HashMap<usize, u32>)>,
+}
+
+impl State {
+    fn rule_for(&self, method: &str, path: &str) -> Option<Rule> {
+        let text = std::fs::read_to_string(&self.args.rules).unwrap_or_default();
+        let rules: Rules = serde_json::from_str(&text).unwrap_or_default();
+        let mut used = self.used.lock().unwrap();
+        if used.0 != text {
+            *used = (text, HashMap::new());
+        }
+        for (i, r) in rules.rules.into_iter().enumerate() {
+            let method_ok = r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method));
+            let path_ok = r.path.as_deref().is_none_or(|p| path.contains(p));
+            let count = used.1.entry(i).or_insert(0);
+            let left = r.times.is_none_or(|t| *count < t);
+            if method_ok && path_ok && left {
+                *count += 1;
+                return Some(r);
+            }
+        }
+        None
+    }
+}
+
+fn empty(status: u16, retry_after: Option<u64>) -> Response<Body> {
+    let mut b = Response::builder().status(status).header("content-type", "application/json");
+    if let Some(s) = retry_after {
+        b = b.header("retry-after", s.to_string());
+    }
+    let body = format!(
+        r#"{{"kind":"Status","apiVersion":"v1","status":"Failure","message":"injected by fault-proxy","code":{status}}}"#
+    );
+    b.body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed()).unwrap()
+}
+
+async fn forward(state: &State, req: Request<Incoming>) -> Result<Response<Incoming>, String> {
+    let tcp = TcpStream::connect(&state.args.upstream).await.map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let tls = state.connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    sender.send_request(req).await.map_err(|e| e.to_string())
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, String> {
+    let method = req.method().to_string();
+    let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let rule = state.rule_for(&method, &path).unwrap_or_default();
+    let jitter =
+        if rule.jitter_ms > 0 { (std::process::id() as u64 ^ path.len() as u64) % rule.jitter_ms } else { 0 };
+    if rule.latency_ms + jitter > 0 {
+        tokio::time::sleep(Duration::from_millis(rule.latency_ms + jitter)).await;
+    }
+    let log = |what: &str| println!("{method} {path} -> {what}");
+    if let Some(status) = rule.status {
+        log(&format!("answered {status}"));
+        return Ok(empty(status, rule.retry_after));
+    }
+    match rule.fault.as_deref() {
+        Some("reset-before") => {
+            log("reset before forwarding");
+            return Err("reset".into());
+        }
+        Some("blackhole") => {
+            log("black hole");
+            std::future::pending::<()>().await;
+        }
+        _ => {}
+    }
+    let res = forward(&state, req).await?;
+    match rule.fault.as_deref() {
+        Some("reset-after") => {
+            log(&format!("forwarded ({}), answer lost", res.status()));
+            Err("reset".into())
+        }
+        Some("stall") => {
+            log("forwarded, stalled");
+            let (parts, _) = res.into_parts();
+            let never = futures_never();
+            Ok(Response::from_parts(parts, never))
+        }
+        _ => {
+            log(&format!("forwarded ({})", res.status()));
+            Ok(res.map(|b| b.boxed()))
+        }
+    }
+}
+
+/// A body that never yields a byte.
+fn futures_never() -> Body {
+    struct Pending;
+    impl hyper::body::Body for Pending {
+        type Data = Bytes;
+        type Error = hyper::Error;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+            std::task::Poll::Pending
+        }
+    }
+    Pending.boxed()
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&args.ca).expect("ca") {
+        roots.add(c.expect("ca certificate")).expect("ca added");
+    }
+    let client_certs: Vec<_> =
+        CertificateDer::pem_file_iter(&args.cert).expect("cert").map(|c| c.unwrap()).collect();
+    let client = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(client_certs, PrivateKeyDer::from_pem_file(&args.key).expect("key"))
+        .expect("client config");
+    let serve_certs: Vec<_> =
+        CertificateDer::pem_file_iter(&args.serve_cert).expect("serve cert").map(|c| c.unwrap()).collect();
+    let server = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(serve_certs, PrivateKeyDer::from_pem_file(&args.serve_key).expect("serve key"))
+        .expect("server config");
+    let acceptor = TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind(args.listen).await.expect("bind");
+    println!("listening on {}", listener.local_addr().unwrap());
+    let state = Arc::new(State {
+        connector: TlsConnector::from(Arc::new(client)),
+        args,
+        used: Mutex::new((String::new(), HashMap::new())),
+    });
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+        });
+    }
+}

@@ -1,0 +1,141 @@
+//! Faults between the plugin and the API server, injected by the fault proxy: latency, throttling
+//! and unavailable answers, lost answers, black holes. Every assertion is on the cluster's state
+//! or the command's result; times are printed, never asserted.
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use serde_json::json;
+
+fn canary(ns: &str) {
+    bookinfo(ns);
+    grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        ns,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+        "--weight",
+        "20",
+    ])
+    .ok();
+}
+
+fn weights(ns: &str) -> (i64, i64) {
+    let s = get(ns, "strategies.servicemesh.kubesphere.io", "rc").unwrap();
+    let r = &s["spec"]["template"]["spec"]["http"][0]["route"];
+    (r[0]["weight"].as_i64().unwrap(), r[1]["weight"].as_i64().unwrap())
+}
+
+fn journal_len(ns: &str) -> usize {
+    grayscale(&["history", "rc", "-n", ns, "-o", "json"]).ok().json().as_array().unwrap().len()
+}
+
+#[test]
+fn takeover_stays_at_three_requests_with_300_ms_added_to_every_round_trip() {
+    let ns = Namespace::new("f-latency");
+    let n = ns.name.as_str();
+    canary(n);
+    let proxy = Proxy::start("admin");
+    proxy.rules(json!([{"latency_ms": 300}]));
+    let audit = Audit::mark();
+    let mut args = vec!["takeover", "rc", "-n", n, "--version", "v1"];
+    args.extend(audit.tag());
+    let start = Instant::now();
+    proxy.grayscale(&args).ok();
+    eprintln!("takeover through 300 ms of latency: {:?}", start.elapsed());
+    let got: Vec<String> = audit.requests().iter().map(|e| e.short()).collect();
+    assert_eq!(got, ["get strategies", "patch strategies", "patch virtualservices"]);
+    assert_eq!(proxy.seen("-> forwarded").len(), 3, "no request outside the three: {:?}", proxy.seen(""));
+}
+
+#[test]
+fn throttled_and_unavailable_answers_are_retried_and_the_change_applied_once() {
+    let ns = Namespace::new("f-429");
+    let n = ns.name.as_str();
+    canary(n);
+    let proxy = Proxy::start("admin");
+    proxy.rules(json!([
+        {"method": "GET", "path": "/strategies/rc", "status": 429, "retry_after": 1, "times": 1},
+        {"method": "PATCH", "path": "/strategies/rc", "status": 503, "times": 2},
+        {"method": "GET", "path": "/services/reviews", "status": 500, "times": 1},
+    ]));
+    let before = journal_len(n);
+    let r = proxy.grayscale(&["shift", "rc", "-n", n, "--by", "+10"]).ok();
+    assert!(r.stdout.contains("v1 70% v2 30%"), "{}", r.stdout);
+    assert_eq!(weights(n), (70, 30));
+    assert_eq!(journal_len(n), before + 1, "applied once");
+    assert_eq!(proxy.seen("answered 429").len(), 1);
+    assert_eq!(proxy.seen("answered 503").len(), 2);
+    assert_eq!(proxy.seen("answered 500").len(), 1);
+}
+
+#[test]
+fn a_lost_answer_to_a_task_write_is_checked_not_applied_twice() {
+    let ns = Namespace::new("f-lost");
+    let n = ns.name.as_str();
+    canary(n);
+    let proxy = Proxy::start("admin");
+    proxy.rules(json!([{"method": "PATCH", "path": "/strategies/rc", "fault": "reset-after", "times": 1}]));
+    let before = journal_len(n);
+    proxy.grayscale(&["shift", "rc", "-n", n, "--by", "+10"]).ok();
+    assert_eq!(proxy.seen("answer lost").len(), 1, "{:?}", proxy.seen(""));
+    assert_eq!(weights(n), (70, 30), "+10 once, not twice");
+    assert_eq!(journal_len(n), before + 1);
+    let vs = get(n, "virtualservice", "reviews").unwrap();
+    assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 30);
+}
+
+#[test]
+fn a_lost_answer_to_a_create_is_recognised_as_the_task_it_made() {
+    let ns = Namespace::new("f-create");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    let proxy = Proxy::start("admin");
+    proxy.rules(json!([
+        {"method": "POST", "path": "/deployments", "fault": "reset-after", "times": 1},
+        {"method": "POST", "path": "/strategies", "fault": "reset-after", "times": 1},
+    ]));
+    let r = proxy.grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+        "--weight",
+        "20",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(proxy.seen("answer lost").len(), 2, "{:?}", proxy.seen(""));
+    assert_eq!(weights(n), (80, 20));
+}
+
+#[test]
+fn a_black_hole_ends_at_the_request_timeout_and_writes_nothing() {
+    let ns = Namespace::new("f-hole");
+    let n = ns.name.as_str();
+    canary(n);
+    let proxy = Proxy::start("admin");
+    proxy.rules(json!([{"method": "GET", "path": "/virtualservices/", "fault": "blackhole"}]));
+    let start = Instant::now();
+    let r = proxy.grayscale(&["shift", "rc", "-n", n, "--weight", "50", "--request-timeout", "1s"]);
+    eprintln!("ended after {:?}", start.elapsed());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("VirtualService"), "{}", r.stderr);
+    assert!(!proxy.seen("black hole").is_empty());
+    assert_eq!(weights(n), (80, 20), "nothing was written");
+}
