@@ -73,6 +73,10 @@ pub enum Error {
     #[error("{message}{}", cause(.source))]
     Partial { message: String, hint: String, source: Option<Box<Error>> },
 
+    /// A command ran out of its time; the message says what was applied.
+    #[error("{message}")]
+    Deadline { message: String, hint: String },
+
     /// A watch broke off; nothing was written.
     #[error("{message}")]
     Watch { message: String, hint: String },
@@ -161,7 +165,7 @@ impl Error {
             Error::Config(_) => exit::CONFIG,
             Error::HealthGate { .. } => exit::HEALTH_GATE,
             Error::Interrupted { .. } => exit::INTERRUPTED,
-            Error::Api { .. } | Error::Watch { .. } | Error::Io(_) => exit::FAILURE,
+            Error::Api { .. } | Error::Watch { .. } | Error::Deadline { .. } | Error::Io(_) => exit::FAILURE,
         }
     }
 
@@ -174,6 +178,7 @@ impl Error {
             }),
             Error::Ineligible { hint, .. }
             | Error::Watch { hint, .. }
+            | Error::Deadline { hint, .. }
             | Error::Rollout { hint, .. }
             | Error::HealthGate { hint, .. }
             | Error::Interrupted { hint, .. } => Some(hint.clone()),

@@ -368,10 +368,12 @@ pub async fn takeover(
     version: &str,
     choice: RoutingChoice,
     warn: &dyn Fn(&str),
+    task_written: &std::cell::Cell<bool>,
 ) -> Result<(Updated, RoutedBy)> {
     let v = version.to_string();
     let edit = Edit { journal: Journal::Push("takeover"), choice, preflight: false, warn };
     let updated = update_task(kube, ns, name, &edit, false, move |_| Ok(Change::Takeover(v.clone()))).await?;
+    task_written.set(updated.changed);
     if choice == RoutingChoice::Kubesphere {
         return Ok((updated, RoutedBy::Kubesphere));
     }

@@ -139,3 +139,34 @@ fn a_black_hole_ends_at_the_request_timeout_and_writes_nothing() {
     assert!(!proxy.seen("black hole").is_empty());
     assert_eq!(weights(n), (80, 20), "nothing was written");
 }
+
+#[test]
+fn a_takeover_past_its_deadline_says_what_was_applied_and_how_to_finish() {
+    let ns = Namespace::new("f-deadline");
+    let n = ns.name.as_str();
+    canary(n);
+    let proxy = Proxy::start("admin");
+    proxy.rules(json!([{"method": "PATCH", "path": "/virtualservices/", "fault": "blackhole"}]));
+    let r = proxy.grayscale(&["takeover", "rc", "-n", n, "--version", "v1", "--timeout", "3s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "did not finish within 3s: task rc has governor v1, but its VirtualService was not written"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("kubectl grayscale sync rc"), "{}", r.stderr);
+    // As the message says: the task has the governor, and sync finishes the job.
+    assert_eq!(get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap()["spec"]["governor"], "v1");
+    grayscale(&["sync", "rc", "-n", n]).ok();
+    let vs = get(n, "virtualservice", "reviews").unwrap();
+    assert_eq!(vs["spec"]["http"][0]["route"][0]["destination"]["subset"], "v1");
+    assert_eq!(vs["spec"]["http"][0]["route"].as_array().unwrap().len(), 1);
+
+    proxy.rules(json!([{"method": "GET", "path": "/strategies/rc", "fault": "blackhole"}]));
+    let r = proxy.grayscale(&["takeover", "rc", "-n", n, "--version", "v2", "--timeout", "2s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
+    assert_eq!(get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap()["spec"]["governor"], "v1");
+}

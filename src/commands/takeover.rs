@@ -2,7 +2,7 @@ use clap::Args;
 
 use super::Context;
 use super::change::summary;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::{self, Journal, RoutedBy};
 use crate::output::print;
 use crate::plan::operate::Change;
@@ -38,6 +38,10 @@ pub struct TakeoverArgs {
     /// Who writes the routing objects (see the README).
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
+    /// The most the whole take-over may take (e.g. 10s); past it, the command says what was
+    /// applied and how to finish.
+    #[arg(long, value_parser = crate::output::parse_duration, default_value = "30s")]
+    pub timeout: std::time::Duration,
 }
 
 pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
@@ -51,8 +55,32 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
     let version = args.version.clone().unwrap_or_default();
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let (updated, routed) =
-        ops::takeover(&kube, &ns, &args.name, &version, args.routing, &|w| ctx.ui.warn(w)).await?;
+    let written = std::cell::Cell::new(false);
+    let warn = |w: &str| ctx.ui.warn(w);
+    let takeover = ops::takeover(&kube, &ns, &args.name, &version, args.routing, &warn, &written);
+    let (updated, routed) = match tokio::time::timeout(args.timeout, takeover).await {
+        Ok(r) => r?,
+        Err(_) => {
+            let name = &args.name;
+            let (done, next) = if written.get() {
+                (
+                    format!("task {name} has governor {version}, but its VirtualService was not written"),
+                    format!("write the routing with: kubectl grayscale sync {name} -n {ns}"),
+                )
+            } else {
+                (
+                    "nothing was written".to_string(),
+                    format!(
+                        "run the same command again: kubectl grayscale takeover {name} --version {version} -n {ns}"
+                    ),
+                )
+            };
+            return Err(Error::Deadline {
+                message: format!("the take-over did not finish within {:?}: {done}", args.timeout),
+                hint: next,
+            });
+        }
+    };
     print(&format!("task {}: {} -> {}\n", args.name, summary(&updated.before), summary(&updated.after)));
     match routed {
         RoutedBy::Client(_) => ctx.ui.info(&format!(
