@@ -119,7 +119,8 @@ build_k8s() {
 free_port() {
   local p
   for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 30000 ))
+    # Below the ephemeral range (32768+), where outgoing connections take ports too.
+    p=$(( 10000 + RANDOM % 20000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
   die "no free loopback port found"
