@@ -11,5 +11,7 @@ if [ ! -x /usr/bin/time ]; then
 fi
 cargo build --release --bin kubectl-grayscale
 cargo build --release -p grayscale-bench
-# Arguments name scenarios to run alone: takeover list status startup watch.
+cargo build --release -p fault-proxy
+# Arguments name scenarios to run alone: takeover list status startup latency-0 latency-100
+# latency-300 watch.
 target/release/grayscale-bench "$KUBECONFIG" target/release/kubectl-grayscale "$(pwd)" "$@"

@@ -6,6 +6,7 @@
 //! each run made, counted from the API server's audit log by user agent.
 
 mod audit;
+mod latency;
 mod measure;
 mod seed;
 
@@ -55,7 +56,7 @@ pub struct Row {
     pub notes: Vec<String>,
 }
 
-const RUNS: usize = 12;
+pub const RUNS: usize = 12;
 
 fn takeover(env: &Env) -> Row {
     let ns = "bench-takeover";
@@ -184,6 +185,9 @@ fn main() {
         ("list", list_all),
         ("status", status),
         ("startup", startup),
+        ("latency-0", |e: &Env| latency::takeover(e, 0)),
+        ("latency-100", |e: &Env| latency::takeover(e, 100)),
+        ("latency-300", |e: &Env| latency::takeover(e, 300)),
     ] {
         if !wanted(name) {
             continue;
