@@ -118,3 +118,33 @@ fn create_follows_the_rollout_across_an_api_server_restart() {
     let vs = get(n, "virtualservice", "reviews").unwrap();
     assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 20, "{}", vs["spec"]);
 }
+
+#[test]
+fn a_gradual_shift_survives_an_api_server_restart_between_steps() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Namespace::new("rs-shift");
+    let n = ns.name.as_str();
+    canary(n);
+    // An interval far longer than the test: the shift is between its first and second step.
+    let child =
+        spawn_grayscale(&["shift", "rc", "-n", n, "--to", "100", "--step", "30", "--interval", "10m"]);
+    let weight = || {
+        get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap()["spec"]["template"]["spec"]["http"][0]["route"][1]
+            ["weight"]
+            .as_i64()
+            .unwrap()
+    };
+    wait_for("the first step", Duration::from_secs(60), || weight() == 50);
+    apiserver("stop-apiserver");
+    restart_apiserver();
+    // Still running (its pod watch reconnected): Ctrl-C stops it at the step boundary.
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("resume with: kubectl grayscale shift rc --to 100"), "{stderr}");
+    assert_eq!(weight(), 50);
+    let vs = get(n, "virtualservice", "reviews").unwrap();
+    assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 50, "task and routing agree");
+}
