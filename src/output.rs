@@ -72,11 +72,23 @@ pub struct Ui {
 impl Ui {
     pub fn detect(choice: ColorChoice, machine_output: bool) -> Self {
         let no_color = std::env::var("NO_COLOR").ok();
-        let stderr_tty = std::io::stderr().is_terminal();
         let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        let (stdout_tty, stderr_tty) = (std::io::stdout().is_terminal(), std::io::stderr().is_terminal());
+        Ui::decide(choice, machine_output, stdout_tty, stderr_tty, in_ci, no_color.as_deref())
+    }
+
+    /// The decision, from what `detect` sees.
+    pub fn decide(
+        choice: ColorChoice,
+        machine_output: bool,
+        stdout_tty: bool,
+        stderr_tty: bool,
+        in_ci: bool,
+        no_color: Option<&str>,
+    ) -> Self {
         Ui {
-            color: use_color(choice, std::io::stdout().is_terminal() && !machine_output, no_color.as_deref()),
-            err_color: use_color(choice, stderr_tty && !in_ci, no_color.as_deref()),
+            color: use_color(choice, stdout_tty && !machine_output, no_color),
+            err_color: use_color(choice, stderr_tty && !in_ci, no_color),
             progress: progress_mode(stderr_tty, in_ci, machine_output),
         }
     }
@@ -290,5 +302,18 @@ mod tests {
         assert_eq!(age(45), "45s");
         assert_eq!(age(600), "10m");
         assert_eq!(age(4 * 86_400), "4d");
+    }
+
+    #[test]
+    fn never_means_no_colour_on_stderr_either_even_with_live_bars() {
+        let ui = Ui::decide(ColorChoice::Never, false, true, true, false, None);
+        assert_eq!(ui.progress, Progress::Bars);
+        assert!(!ui.err_color() && !ui.color);
+        assert!(
+            Ui::decide(ColorChoice::Auto, false, false, true, false, None).err_color(),
+            "stderr's own terminal"
+        );
+        assert!(!Ui::decide(ColorChoice::Auto, false, true, true, false, Some("1")).err_color(), "NO_COLOR");
+        assert!(Ui::decide(ColorChoice::Always, true, false, false, true, None).err_color());
     }
 }

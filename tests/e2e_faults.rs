@@ -10,23 +10,7 @@ use common::*;
 use serde_json::json;
 
 fn canary(ns: &str) {
-    bookinfo(ns);
-    grayscale(&[
-        "create",
-        "canary",
-        "rc",
-        "-n",
-        ns,
-        "--service",
-        "reviews",
-        "--version",
-        "v2",
-        "--replicas",
-        "1",
-        "--weight",
-        "20",
-    ])
-    .ok();
+    canary_task(ns, "1", "20");
 }
 
 fn weights(ns: &str) -> (i64, i64) {

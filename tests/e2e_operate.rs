@@ -30,23 +30,7 @@ fn vs_weights(ns: &str) -> (i64, i64) {
 }
 
 fn canary(ns: &str, weight: &str) {
-    bookinfo(ns);
-    grayscale(&[
-        "create",
-        "canary",
-        "rc",
-        "-n",
-        ns,
-        "--service",
-        "reviews",
-        "--version",
-        "v2",
-        "--replicas",
-        "2",
-        "--weight",
-        weight,
-    ])
-    .ok();
+    canary_task(ns, "2", weight);
 }
 
 #[test]
@@ -583,4 +567,32 @@ fn verbosity_six_logs_every_request_and_eight_their_bodies() {
     );
     let quiet = grayscale(&["shift", "rc", "-n", n, "--weight", "50"]).ok();
     assert!(!quiet.stderr.contains(" ms"), "{}", quiet.stderr);
+}
+
+#[test]
+fn a_shift_makes_exactly_the_eight_requests_the_readme_lists() {
+    let ns = Namespace::new("budget");
+    let n = ns.name.as_str();
+    canary(n, "20");
+    let audit = Audit::mark();
+    let mut args = vec!["shift", "rc", "-n", n, "--weight", "30"];
+    args.extend(audit.tag());
+    grayscale(&args).ok();
+    let reqs = audit.requests();
+    show("shift", &reqs);
+    let got: Vec<String> = reqs.iter().map(|e| e.short()).collect();
+    assert_eq!(
+        got,
+        [
+            "get strategies",
+            "get virtualservices",
+            "create selfsubjectrulesreviews",
+            "patch strategies",
+            "get services",
+            "list pods",
+            "patch destinationrules",
+            "patch virtualservices",
+        ],
+        "{reqs:#?}"
+    );
 }

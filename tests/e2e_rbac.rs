@@ -10,23 +10,7 @@ use common::*;
 use serde_json::{Value, json};
 
 fn canary(ns: &str) {
-    bookinfo(ns);
-    grayscale(&[
-        "create",
-        "canary",
-        "rc",
-        "-n",
-        ns,
-        "--service",
-        "reviews",
-        "--version",
-        "v2",
-        "--replicas",
-        "1",
-        "--weight",
-        "20",
-    ])
-    .ok();
+    canary_task(ns, "1", "20");
 }
 
 /// The Role `rbac` prints for `verb` (client routing), as JSON.

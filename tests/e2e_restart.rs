@@ -42,23 +42,7 @@ fn restart_apiserver() {
 }
 
 fn canary(ns: &str) {
-    bookinfo(ns);
-    grayscale(&[
-        "create",
-        "canary",
-        "rc",
-        "-n",
-        ns,
-        "--service",
-        "reviews",
-        "--version",
-        "v2",
-        "--replicas",
-        "1",
-        "--weight",
-        "20",
-    ])
-    .ok();
+    canary_task(ns, "1", "20");
 }
 
 #[test]

@@ -487,6 +487,15 @@ mod tests {
     }
 
     #[test]
+    fn a_forbidden_watch_is_a_forbidden_error_with_its_hint() {
+        use kube::runtime::{wait, watcher};
+        let t = target::<crate::model::istio::VirtualService>("watch", Some("ns"), Some("x"));
+        let e = watch_error(t, wait::Error::ProbeFailed(watcher::Error::WatchStartFailed(status(403))));
+        assert_eq!(e.exit_code(), 5);
+        assert!(e.hint().unwrap().contains("kubectl auth can-i watch virtualservice"), "{:?}", e.hint());
+    }
+
+    #[test]
     fn forbidden_and_conflict_are_told_apart() {
         let t = || target::<crate::model::strategy::Strategy>("update", Some("ns"), Some("x"));
         assert_eq!(classify(t(), status(403)).exit_code(), 5);

@@ -144,11 +144,21 @@ pub async fn run(kube: &Kube, ns: &str, name: &str, color: bool) -> Result<()> {
                 }
                 continue;
             }
+            // A refusal (403) keeps its exit code and the permission to ask for; nothing was
+            // written either way.
             Err(e) => {
-                return Err(Error::Watch {
-                    message: format!("the watch of task {name} failed: {e}"),
-                    hint: format!("run it again: kubectl grayscale status {name} -n {ns} --watch"),
-                });
+                return Err(
+                    match crate::cluster::watch_error(
+                        crate::cluster::target::<Strategy>("watch", Some(ns), Some(name)),
+                        kube::runtime::wait::Error::ProbeFailed(e),
+                    ) {
+                        e @ Error::Forbidden { .. } => e,
+                        e => Error::Watch {
+                            message: format!("the watch of task {name} failed: {e}"),
+                            hint: format!("run it again: kubectl grayscale status {name} -n {ns} --watch"),
+                        },
+                    },
+                );
             }
         };
         if std::mem::take(&mut reconnecting) {

@@ -218,6 +218,27 @@ pub fn bookinfo(ns: &str) {
     }
 }
 
+/// bookinfo with a canary task `rc` of `reviews`: v2 with `replicas` pods at `weight` percent.
+pub fn canary_task(ns: &str, replicas: &str, weight: &str) {
+    bookinfo(ns);
+    grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        ns,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        replicas,
+        "--weight",
+        weight,
+    ])
+    .ok();
+}
+
 /// A composed app in the KubeSphere shape: Service `svc` and Deployment `svc-v1`.
 /// `ports` are (name, port) pairs.
 pub fn composed_app(ns: &str, app: &str, svc: &str, ports: &[(&str, u16)], replicas: u32, image: &str) {
