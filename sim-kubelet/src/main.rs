@@ -34,6 +34,9 @@ struct Args {
     /// Factor applied to readiness and startup probe initial delays (0.1 = ten times faster).
     #[arg(long, env = "SIM_KUBELET_DELAY_FACTOR", default_value_t = 0.1)]
     delay_factor: f64,
+    /// The node's address: its InternalIP, and the IP of host-network pods, as on a real node.
+    #[arg(long, default_value = "127.0.0.1")]
+    node_ip: String,
     /// How often pod states are re-evaluated, in milliseconds.
     #[arg(long, default_value_t = 50)]
     tick_ms: u64,
@@ -53,7 +56,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &options).await?;
     let client = Client::try_from(config)?;
-    register_node(&client, &args.node_name).await?;
+    register_node(&client, &args.node_name, &args.node_ip).await?;
     eprintln!("sim-kubelet: node {} registered", args.node_name);
 
     let pods: Api<Pod> = Api::all(client.clone());
@@ -90,7 +93,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 (now, SystemTime::now())
             };
-            let ip = ips.ip_for(&uid);
+            let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+            let ip = if host_network { args.node_ip.clone() } else { ips.ip_for(&uid) };
             let deleting_for = pod
                 .metadata
                 .deletion_timestamp
@@ -217,7 +221,7 @@ fn is_ready(status: &serde_json::Value) -> bool {
         .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-async fn register_node(client: &Client, name: &str) -> Result<(), kube::Error> {
+async fn register_node(client: &Client, name: &str, ip: &str) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let node = json!({
         "apiVersion": "v1", "kind": "Node",
@@ -231,7 +235,7 @@ async fn register_node(client: &Client, name: &str) -> Result<(), kube::Error> {
         "status": {
             "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
             "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "simulated kubelet is posting ready status"}],
             "nodeInfo": {"kubeletVersion": "v1.20.2-sim", "containerRuntimeVersion": "sim://1",
