@@ -3,6 +3,7 @@
 
 pub mod create;
 pub mod eligibility;
+pub mod gate;
 pub mod journal;
 pub mod new_version;
 pub mod operate;
