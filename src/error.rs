@@ -81,6 +81,10 @@ pub enum Error {
     #[error("{message}")]
     Watch { message: String, hint: String },
 
+    /// Prometheus could not be reached or a gate's query failed.
+    #[error("metrics: {message}")]
+    Metrics { message: String, hint: String },
+
     #[error("health gate: {message}")]
     HealthGate { message: String, hint: String },
 
@@ -124,6 +128,7 @@ pub mod exit {
     pub const PARTIAL: i32 = 7;
     pub const CONFIG: i32 = 8;
     pub const HEALTH_GATE: i32 = 9;
+    pub const METRICS: i32 = 10;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -164,6 +169,7 @@ impl Error {
             Error::Partial { .. } => exit::PARTIAL,
             Error::Config(_) => exit::CONFIG,
             Error::HealthGate { .. } => exit::HEALTH_GATE,
+            Error::Metrics { .. } => exit::METRICS,
             Error::Interrupted { .. } => exit::INTERRUPTED,
             Error::Api { .. } | Error::Watch { .. } | Error::Deadline { .. } | Error::Io(_) => exit::FAILURE,
         }
@@ -181,6 +187,7 @@ impl Error {
             | Error::Deadline { hint, .. }
             | Error::Rollout { hint, .. }
             | Error::HealthGate { hint, .. }
+            | Error::Metrics { hint, .. }
             | Error::Interrupted { hint, .. } => Some(hint.clone()),
             Error::NotFound { hint, .. } | Error::Conflict { hint, .. } => hint.clone(),
             Error::Forbidden { target, .. } => Some(format!(

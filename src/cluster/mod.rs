@@ -1,6 +1,7 @@
 //! The one place that talks to the Kubernetes API. Every call names what it does to which
 //! object, so failures classify into the plugin's errors with context.
 
+pub mod prometheus;
 mod retry;
 mod trace;
 mod watch;

@@ -3,6 +3,8 @@
 pub mod change;
 pub mod completion;
 pub mod create;
+pub mod gates;
+pub mod gradual;
 pub mod history;
 pub mod init;
 pub mod list;

@@ -1,6 +1,7 @@
 //! The progress display of a gradual shift: a bar of the new version's weight on a terminal,
-//! one line per step elsewhere.
+//! with the gates' latest values beside it; one line per step and per reading elsewhere.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,6 +11,9 @@ use crate::output::Progress;
 pub struct Bar {
     mode: Progress,
     bar: Option<ProgressBar>,
+    target: u8,
+    /// The latest gate readings, shown after the countdown.
+    gates: RefCell<String>,
 }
 
 impl Bar {
@@ -31,25 +35,54 @@ impl Bar {
         if mode == Progress::Lines {
             eprintln!("shifting {task}: new version {start}% -> {target}%");
         }
-        Bar { mode, bar }
+        Bar { mode, bar, target, gates: RefCell::new(String::new()) }
     }
 
-    pub fn step(&self, weight: u8, target: u8) {
+    fn message(&self, countdown: Option<Duration>) -> String {
+        let mut m = format!("{}%", self.target);
+        if let Some(left) = countdown {
+            m.push_str(&format!(", next check in {}s", left.as_secs()));
+        }
+        let gates = self.gates.borrow();
+        if !gates.is_empty() {
+            m.push_str(&format!("  | {gates}"));
+        }
+        m
+    }
+
+    pub fn step(&self, weight: u8) {
         match (&self.bar, self.mode) {
             (Some(b), _) => {
                 b.set_position(u64::from(weight));
-                b.set_message(format!("{target}%"));
+                b.set_message(self.message(None));
             }
-            (None, Progress::Lines) => eprintln!("step: new version at {weight}% (target {target}%)"),
+            (None, Progress::Lines) => eprintln!("step: new version at {weight}% (target {}%)", self.target),
             _ => {}
         }
     }
 
     pub fn waiting(&self, left: Duration) {
         if let Some(b) = &self.bar {
-            let msg = b.message();
-            let target = msg.split(',').next().unwrap_or("").to_string();
-            b.set_message(format!("{target}, next step in {}s", left.as_secs()));
+            b.set_message(self.message(Some(left)));
+        }
+    }
+
+    /// The gates' latest readings, next to the bar (a line of its own without one).
+    pub fn gates(&self, weight: u8, line: &str) {
+        *self.gates.borrow_mut() = line.to_string();
+        match (&self.bar, self.mode) {
+            (Some(b), _) => b.set_message(self.message(None)),
+            (None, Progress::Lines) => eprintln!("gates at {weight}%: {line}"),
+            _ => {}
+        }
+    }
+
+    /// A message that does not tear the bar.
+    pub fn note(&self, msg: &str) {
+        match (&self.bar, self.mode) {
+            (Some(b), _) => b.println(msg),
+            (None, Progress::Lines) => eprintln!("{msg}"),
+            _ => {}
         }
     }
 

@@ -1,20 +1,27 @@
 use std::time::Duration;
 
-use clap::Args;
-use k8s_openapi::api::core::v1::Pod;
+use clap::{Args, ValueEnum};
 
 use super::Context;
-use super::change::{change_and_route, summary};
-use crate::cluster::{Kube, PodChange, pod_events_from};
+use super::change::change_and_route;
+use super::gates::GateArgs;
+use crate::cluster::Kube;
 use crate::error::{Error, Result};
 use crate::model::strategy::Strategy;
 use crate::ops::{self, Journal};
-use crate::output::{parse_duration, print};
-use crate::plan::operate::{Change, current_weight, versions};
-use crate::plan::rbac;
+use crate::output::parse_duration;
+use crate::plan::operate::{Change, current_weight};
 use crate::plan::routing::RoutingChoice;
-use crate::plan::schedule::{Health, steps};
-use crate::view::pods::pod_view;
+
+/// What a gradual shift does when a gate or the new version's pods fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum OnFailure {
+    /// Go back to the last weight whose checks held.
+    #[default]
+    Back,
+    /// Send all traffic to the old version (the governor).
+    Takeover,
+}
 
 #[derive(Args, Debug)]
 #[command(
@@ -23,13 +30,19 @@ old one, anything else clears the governor (the console's rule).
 
 A gradual shift (--to) writes one step per interval and watches the new version's pods: if it loses \
 ready pods or its restart count grows, the shift stops, goes back to the last healthy weight and exits 9. \
-Ctrl-C stops at a step boundary, leaves the task and its routing consistent and exits 130.
+With --gate or --analysis, each step is also judged on Prometheus's metrics of both versions over the \
+interval; a failing gate goes back the same way (--on-failure takeover: all traffic to the old version). \
+Too little traffic (--min-requests) or an unreachable Prometheus holds the weight for at most one more \
+interval. Prometheus must answer every gate's query before the first step, or nothing is shifted (exit \
+10). Ctrl-C stops at a step boundary, leaves the task and its routing consistent and exits 130.
 
 Examples:
   kubectl grayscale shift reviews-canary --weight 30
   kubectl grayscale shift reviews-canary --by +10
   kubectl grayscale shift reviews-canary --by -20
-  kubectl grayscale shift reviews-canary --to 100 --step 20 --interval 5m"
+  kubectl grayscale shift reviews-canary --to 100 --step 20 --interval 5m
+  kubectl grayscale shift reviews-canary --to 100 --step 10 --interval 1m \\
+      --gate 'success-rate>=99' --gate 'p99<=500ms' --on-failure takeover"
 )]
 pub struct ShiftArgs {
     /// The task's name.
@@ -52,9 +65,14 @@ pub struct ShiftArgs {
     /// Who writes the routing objects (see the README).
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    /// What a failed gate or pod check does during a gradual shift.
+    #[arg(long, value_enum, default_value_t = OnFailure::Back, requires = "to")]
+    pub on_failure: OnFailure,
 }
 
-fn weight_of(s: &Strategy) -> Result<i64> {
+pub fn weight_of(s: &Strategy) -> Result<i64> {
     current_weight(s).map(i64::from).ok_or_else(|| {
         Error::invalid(
             "shift",
@@ -83,7 +101,10 @@ pub async fn run(ctx: &Context, args: ShiftArgs) -> Result<()> {
         if !(1..=100).contains(&args.step) {
             return Err(Error::invalid("--step", format!("{} must be between 1 and 100", args.step)));
         }
-        return gradual(ctx, &args, to as u8).await;
+        return super::gradual::run(ctx, &args, to as u8).await;
+    }
+    if args.gate.any() {
+        return Err(Error::invalid("--gate", "gates judge the steps of a gradual shift: add --to W"));
     }
     if let Some(w) = args.weight {
         in_range("--weight", w)?;
@@ -101,7 +122,7 @@ pub async fn run(ctx: &Context, args: ShiftArgs) -> Result<()> {
     Ok(())
 }
 
-async fn set_weight(
+pub async fn set_weight(
     ctx: &Context,
     kube: &Kube,
     ns: &str,
@@ -129,71 +150,4 @@ async fn set_weight(
         ));
     }
     Ok(u.after)
-}
-
-async fn gradual(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
-    let kube = ctx.kube().await?;
-    let ns = kube.namespace.clone();
-    let name = args.name.clone();
-    let s = ops::get_task(&kube, &ns, &name).await?;
-    let start = weight_of(&s)? as u8;
-    // Every step writes the task and its routing: check all of it once, before the first.
-    let vs = kube.get::<crate::model::istio::VirtualService>(&ns, &ops::app_label(&s)).await?;
-    let perms = rbac::needs(rbac::Verb::ShiftGradual, ops::mode_of(args.routing, vs.as_ref()));
-    ops::preflight(&kube, &ns, &format!("shifting task {name}"), &perms).await?;
-    let plan = steps(start, target, args.step as u8);
-    let (_, new) = versions(&s);
-    let new = new.unwrap_or_default();
-    let selector = format!("{},version={new}", ops::selector_of(&s));
-    let (pods, rv) = kube.list_with_version::<Pod>(&ns, &selector).await?;
-    let mut health = Health::new(pods.iter().map(pod_view));
-    let mut watch = pod_events_from(&kube, &ns, &selector, &rv);
-    let bar = super::schedule_ui::Bar::new(ctx.ui.progress, &name, start, target);
-    let mut interrupt = crate::signal::Interrupt::install()?;
-    let mut healthy = start;
-    let mut at = start;
-    for (i, w) in plan.iter().copied().enumerate() {
-        set_weight(ctx, &kube, &ns, &name, w, args.routing).await?;
-        at = w;
-        bar.step(w, target);
-        if i + 1 == plan.len() {
-            break;
-        }
-        let deadline = tokio::time::Instant::now() + args.interval;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => break,
-                _ = tick.tick() => bar.waiting(deadline.saturating_duration_since(tokio::time::Instant::now())),
-                ev = watch.next() => {
-                    match ev? {
-                        PodChange::Applied(p) => health.apply(pod_view(&p)),
-                        PodChange::Deleted(p) => health.remove(p.metadata.name.as_deref().unwrap_or_default()),
-                    }
-                    if let Some(reason) = health.degraded() {
-                        bar.finish();
-                        set_weight(ctx, &kube, &ns, &name, healthy, args.routing).await?;
-                        return Err(Error::HealthGate {
-                            message: format!("{reason}; the shift stopped and went back to {healthy}% for {new}"),
-                            hint: format!(
-                                "inspect the new version: kubectl grayscale status {name} -n {ns}; resume later with: kubectl grayscale shift {name} --to {target} -n {ns}"
-                            ),
-                        });
-                    }
-                }
-                _ = interrupt.recv() => {
-                    bar.finish();
-                    return Err(Error::Interrupted {
-                        message: format!("the shift stopped at a step boundary: {new} at {at}% (target {target}%)"),
-                        hint: format!("resume with: kubectl grayscale shift {name} --to {target} --step {} --interval {:?} -n {ns}", args.step, args.interval),
-                    });
-                }
-            }
-        }
-        healthy = at;
-    }
-    bar.finish();
-    let now = ops::get_task(&kube, &ns, &name).await?;
-    print(&format!("task {name}: {} (shifted {start}% -> {at}%)\n", summary(&now)));
-    Ok(())
 }
