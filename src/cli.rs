@@ -104,6 +104,8 @@ pub enum Command {
     Status(commands::status::StatusArgs),
     /// Shift a canary's traffic: absolute, relative, or gradually with a health gate.
     Shift(commands::shift::ShiftArgs),
+    /// The old and the new version side by side from Prometheus: rate, success, latency, gates.
+    Analyze(commands::analyze::AnalyzeArgs),
     /// Route a canary by request parameters (header, cookie, URI, client OS), or back to a ratio.
     Match(commands::matching::MatchArgs),
     /// Send every port to one version at once (the incident lever), or --restore.

@@ -13,6 +13,7 @@ fn machine_output(cmd: &Command) -> bool {
         Command::Version(a) => a.output != Format::Table,
         Command::History(a) => a.output.is_machine(),
         Command::Rbac(_) => true,
+        Command::Analyze(a) => a.output.is_machine(),
         _ => false,
     }
 }
@@ -88,6 +89,7 @@ fn main() {
             Command::History(a) => commands::history::history(&ctx, a).await,
             Command::Undo(a) => commands::history::undo(&ctx, a).await,
             Command::Rbac(a) => commands::rbac::run(&ctx, a).await,
+            Command::Analyze(a) => commands::analyze::run(&ctx, a).await,
         }
     });
     if let Err(e) = result {

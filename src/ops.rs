@@ -108,6 +108,9 @@ pub fn mode_of(choice: RoutingChoice, vs: Option<&VirtualService>) -> rbac::Mode
 /// SelfSubjectAccessReview per permission, all at once). A missing one is reported by name and
 /// nothing is done.
 pub async fn preflight(kube: &Kube, ns: &str, what: &str, perms: &[rbac::Perm]) -> Result<()> {
+    // Permissions in another namespace (Prometheus's) are proved by their first request.
+    let perms: Vec<rbac::Perm> = perms.iter().filter(|p| p.namespace.is_none()).cloned().collect();
+    let perms = perms.as_slice();
     let mut missing = Vec::new();
     match kube.rules_review(ns).await? {
         Some(rules) => missing.extend(perms.iter().filter(|p| !rbac::allowed(&rules, p))),

@@ -9,9 +9,7 @@ use serde_json::Value;
 use super::Kube;
 use crate::error::{Error, Result, Target};
 
-/// Where Prometheus is looked for when no URL is given: Istio's addon, then KubeSphere's.
-pub const PROXIED: [(&str, &str, u16); 2] =
-    [("istio-system", "prometheus", 9090), ("kubesphere-monitoring-system", "prometheus-k8s", 9090)];
+pub use crate::plan::gate::PROXIED;
 
 pub struct Prometheus {
     client: kube::Client,
@@ -94,6 +92,7 @@ impl Prometheus {
             });
         }
         let mut tried = Vec::new();
+        let mut refused = None;
         for (ns, svc, port) in PROXIED {
             let p = Prometheus {
                 client: kube.client.clone(),
@@ -102,8 +101,10 @@ impl Prometheus {
             };
             match p.raw("vector(1)").await {
                 Ok(_) => return Ok(p),
+                // Refused here may still be allowed at the next place (a KubeSphere role).
                 Err(kube::Error::Api(s)) if s.code == 403 => {
-                    return Err(Error::Forbidden {
+                    tried.push(format!("{ns}/{svc}:{port}: forbidden"));
+                    refused.get_or_insert(Error::Forbidden {
                         target: Target {
                             action: "get",
                             kind: "services/proxy".into(),
@@ -116,7 +117,8 @@ impl Prometheus {
                 Err(e) => tried.push(format!("{ns}/{svc}:{port}: {}", reason(&e))),
             }
         }
-        Err(metrics_error(format!("no Prometheus found: {}", tried.join("; ")), URL_HINT))
+        Err(refused
+            .unwrap_or_else(|| metrics_error(format!("no Prometheus found: {}", tried.join("; ")), URL_HINT)))
     }
 
     async fn raw(&self, q: &str) -> std::result::Result<String, kube::Error> {

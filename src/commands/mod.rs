@@ -1,5 +1,6 @@
 //! One module per verb, each with its `Args` and one `run`.
 
+pub mod analyze;
 pub mod change;
 pub mod completion;
 pub mod create;

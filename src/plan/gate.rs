@@ -33,6 +33,11 @@ pub struct Gate {
     pub unit: &'static str,
 }
 
+/// Where Prometheus is looked for when no URL is given, through the API server's service proxy:
+/// Istio's addon, then KubeSphere's monitoring Prometheus.
+pub const PROXIED: [(&str, &str, u16); 2] =
+    [("istio-system", "prometheus", 9090), ("kubesphere-monitoring-system", "prometheus-k8s", 9090)];
+
 pub const BUILT_IN: &str = "success-rate, p50, p90, p99, request-rate (each also as <metric>-delta)";
 
 fn measure_of(metric: &str) -> Option<(Measure, &'static str)> {
@@ -276,6 +281,8 @@ impl Gate {
 
 /// A value with its unit, as the step lines and `analyze` show it.
 pub fn fmt(v: f64, unit: &str) -> String {
+    // Two decimals at most, and no "-0" for a tiny negative delta.
+    let v = (v * 100.0).round() / 100.0 + 0.0;
     let n = if v.fract() == 0.0 && v.abs() < 1e12 { format!("{v:.0}") } else { format!("{v:.2}") };
     match unit {
         "" => n,

@@ -149,4 +149,6 @@ fn readings_are_described_with_units() {
     let r = parse("p99<=500ms").unwrap().read(None, None, true);
     assert_eq!(describe(&r, "ms"), "p99<=500ms: no data (needs <= 500ms) not yet");
     assert_eq!(fmt(48.123, "ms"), "48.12ms");
+    assert_eq!(fmt(-0.003, "ms"), "0ms");
+    assert_eq!(fmt(-1.5, "ms"), "-1.50ms");
 }

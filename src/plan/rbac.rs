@@ -18,6 +18,10 @@ pub enum Verb {
     Shift,
     #[value(name = "shift-gradual")]
     ShiftGradual,
+    /// A gradual shift with metric gates (reads Prometheus through the service proxy).
+    #[value(name = "shift-gated")]
+    ShiftGated,
+    Analyze,
     Match,
     Takeover,
     Mirror,
@@ -31,7 +35,7 @@ pub enum Verb {
 }
 
 impl Verb {
-    pub const ALL: [Verb; 17] = [
+    pub const ALL: [Verb; 19] = [
         Verb::Create,
         Verb::List,
         Verb::ListAll,
@@ -39,6 +43,8 @@ impl Verb {
         Verb::StatusWatch,
         Verb::Shift,
         Verb::ShiftGradual,
+        Verb::ShiftGated,
+        Verb::Analyze,
         Verb::Match,
         Verb::Takeover,
         Verb::Mirror,
@@ -58,13 +64,16 @@ pub enum Mode {
     Kubesphere,
 }
 
-/// One permission: an API group, a resource, a verb, and whether it spans the cluster.
+/// One permission: an API group, a resource, a verb, and whether it spans the cluster. A few
+/// are in a namespace of their own (Prometheus's), on one named object.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Perm {
     pub group: &'static str,
     pub resource: &'static str,
     pub verb: &'static str,
     pub cluster: bool,
+    pub namespace: Option<&'static str>,
+    pub name: Option<&'static str>,
 }
 
 impl std::fmt::Display for Perm {
@@ -74,7 +83,15 @@ impl std::fmt::Display for Perm {
         } else {
             format!("{}.{}", self.resource, self.group)
         };
-        write!(f, "{} {r}{}", self.verb, if self.cluster { " (all namespaces)" } else { "" })
+        write!(f, "{} {r}", self.verb)?;
+        if let Some(n) = self.name {
+            write!(f, " {n}")?;
+        }
+        match (self.cluster, self.namespace) {
+            (true, _) => write!(f, " (all namespaces)"),
+            (false, Some(ns)) => write!(f, " in namespace {ns}"),
+            (false, None) => Ok(()),
+        }
     }
 }
 
@@ -82,7 +99,27 @@ const SM: &str = "servicemesh.kubesphere.io";
 const ISTIO: &str = "networking.istio.io";
 
 fn p(group: &'static str, resource: &'static str, verbs: &[&'static str]) -> Vec<Perm> {
-    verbs.iter().map(|v| Perm { group, resource, verb: v, cluster: false }).collect()
+    verbs
+        .iter()
+        .map(|v| Perm { group, resource, verb: v, cluster: false, namespace: None, name: None })
+        .collect()
+}
+
+/// Reading Prometheus through the API server's service proxy: Istio's addon with client
+/// routing, KubeSphere's monitoring Prometheus where KubeSphere routes.
+fn prometheus(mode: Mode) -> Perm {
+    let (ns, name, _) = match mode {
+        Mode::Client => super::gate::PROXIED[0],
+        Mode::Kubesphere => super::gate::PROXIED[1],
+    };
+    Perm {
+        group: "",
+        resource: "services/proxy",
+        verb: "get",
+        cluster: false,
+        namespace: Some(ns),
+        name: Some(name),
+    }
 }
 
 /// Reading and writing routing after a task changed (`ops::converge`).
@@ -153,6 +190,16 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
             v.extend(p("", "pods", &["list", "watch"]));
             v
         }
+        Verb::ShiftGated => {
+            let mut v = needs(Verb::ShiftGradual, mode);
+            v.push(prometheus(mode));
+            v
+        }
+        Verb::Analyze => {
+            let mut v = p(SM, "strategies", &["get"]);
+            v.push(prometheus(mode));
+            v
+        }
         Verb::Takeover => {
             // The incident fast path: read and write the task, patch the VirtualService (client
             // routing) or read it to see that KubeSphere routes. When another command routed
@@ -189,6 +236,8 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
                 resource: "customresourcedefinitions",
                 verb,
                 cluster: true,
+                namespace: None,
+                name: None,
             })
             .collect(),
     };
@@ -209,31 +258,44 @@ pub fn allowed(rules: &[k8s_openapi::api::authorization::v1::ResourceRule], p: &
     })
 }
 
-/// The Role (namespaced permissions) and, if any permission spans the cluster, the ClusterRole,
-/// as objects `kubectl apply` takes. Rules group verbs by resource.
+/// The Role (namespaced permissions), a Role in each other namespace a permission names, and, if
+/// any permission spans the cluster, the ClusterRole, as objects `kubectl apply` takes. Rules
+/// group verbs by resource.
 pub fn roles(perms: &[Perm], namespace: &str, name: &str) -> Vec<Value> {
-    let rules = |cluster: bool| -> Vec<Value> {
-        let mut by: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-        for p in perms.iter().filter(|p| p.cluster == cluster) {
-            let verbs = by.entry((p.group, p.resource)).or_default();
+    let rules = |cluster: bool, ns: Option<&str>| -> Vec<Value> {
+        let mut by: BTreeMap<(&str, &str, Option<&str>), Vec<&str>> = BTreeMap::new();
+        for p in perms.iter().filter(|p| p.cluster == cluster && p.namespace == ns) {
+            let verbs = by.entry((p.group, p.resource, p.name)).or_default();
             if !verbs.contains(&p.verb) {
                 verbs.push(p.verb);
             }
         }
         by.into_iter()
-            .map(|((g, r), mut verbs)| {
+            .map(|((g, r, n), mut verbs)| {
                 verbs.sort();
-                json!({"apiGroups": [g], "resources": [r], "verbs": verbs})
+                let mut rule = json!({"apiGroups": [g], "resources": [r], "verbs": verbs});
+                if let Some(n) = n {
+                    rule["resourceNames"] = json!([n]);
+                }
+                rule
             })
             .collect()
     };
     let mut out = Vec::new();
-    let ns_rules = rules(false);
-    if !ns_rules.is_empty() {
-        out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": name, "namespace": namespace}, "rules": ns_rules}));
+    let mut namespaces: Vec<Option<&str>> = vec![None];
+    for p in perms.iter().filter(|p| !p.cluster) {
+        if p.namespace.is_some() && !namespaces.contains(&p.namespace) {
+            namespaces.push(p.namespace);
+        }
     }
-    let cluster_rules = rules(true);
+    for ns in namespaces {
+        let ns_rules = rules(false, ns);
+        if !ns_rules.is_empty() {
+            out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": name, "namespace": ns.unwrap_or(namespace)}, "rules": ns_rules}));
+        }
+    }
+    let cluster_rules = rules(true, None);
     if !cluster_rules.is_empty() {
         out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": name}, "rules": cluster_rules}));
@@ -290,7 +352,7 @@ mod tests {
             verbs: vec![v.into()],
             resource_names: None,
         };
-        let vs = Perm { group: ISTIO, resource: "virtualservices", verb: "patch", cluster: false };
+        let vs = p(ISTIO, "virtualservices", &["patch"]).remove(0);
         assert!(allowed(&[rule(ISTIO, "virtualservices", "patch")], &vs));
         assert!(allowed(&[rule("*", "*", "*")], &vs));
         assert!(!allowed(&[rule(ISTIO, "virtualservices", "get")], &vs));
@@ -305,7 +367,28 @@ mod tests {
                 assert!(!needs(v, m).is_empty(), "{v:?}");
             }
         }
-        let p = Perm { group: ISTIO, resource: "virtualservices", verb: "patch", cluster: false };
-        assert_eq!(p.to_string(), "patch virtualservices.networking.istio.io");
+        let vs = p(ISTIO, "virtualservices", &["patch"]).remove(0);
+        assert_eq!(vs.to_string(), "patch virtualservices.networking.istio.io");
+        assert_eq!(
+            prometheus(Mode::Client).to_string(),
+            "get services/proxy prometheus in namespace istio-system"
+        );
+    }
+
+    #[test]
+    fn metric_gates_add_a_role_on_prometheus_alone_in_its_namespace() {
+        let r = roles(&needs(Verb::ShiftGated, Mode::Client), "demo", "oncall");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0]["metadata"]["namespace"], "demo");
+        assert!(!r[0]["rules"].to_string().contains("services/proxy"));
+        assert_eq!(r[1]["kind"], "Role");
+        assert_eq!(r[1]["metadata"], json!({"name": "oncall", "namespace": "istio-system"}));
+        assert_eq!(
+            r[1]["rules"],
+            json!([{"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"], "resourceNames": ["prometheus"]}])
+        );
+        let k = roles(&needs(Verb::Analyze, Mode::Kubesphere), "demo", "oncall");
+        assert_eq!(k[1]["metadata"]["namespace"], "kubesphere-monitoring-system");
+        assert_eq!(k[1]["rules"][0]["resourceNames"], json!(["prometheus-k8s"]));
     }
 }

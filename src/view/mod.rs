@@ -1,5 +1,6 @@
 //! View models between cluster objects and printers.
 
 pub use crate::plan::pods;
+pub mod analysis;
 pub mod render;
 pub mod task;
