@@ -1,0 +1,342 @@
+//! Shifts gated on metrics, against the plane's real Prometheus scraping the simulated data
+//! plane (sim-mesh), which sends 100 requests a second through each VirtualService and answers
+//! as each version's image says (`errors-5pct`, `slow-800ms`).
+//!
+//! Prometheus is shared by the whole plane: tests that stop it hold the lock for writing.
+
+mod common;
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+static PROMETHEUS: RwLock<()> = RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    PROMETHEUS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    PROMETHEUS.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn prometheus_url() -> String {
+    std::fs::read_to_string(plane().state.join("prometheus-url")).expect("prometheus-url").trim().to_string()
+}
+
+fn local_cluster(verb: &str) {
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("hack/local-cluster.sh"))
+        .arg(verb)
+        .output()
+        .expect("run local-cluster.sh");
+    assert!(out.status.success(), "{verb}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Starts Prometheus again when the test ends, even if it failed.
+struct Restart;
+impl Drop for Restart {
+    fn drop(&mut self) {
+        local_cluster("start-prometheus");
+    }
+}
+
+/// bookinfo with a canary `rc` of reviews: v2 runs `image`, at `weight` percent.
+fn canary_with(ns: &str, image: &str, weight: &str) {
+    bookinfo(ns);
+    let image = format!("reviews={image}");
+    grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        ns,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+        "--weight",
+        weight,
+        "--image",
+        &image,
+    ])
+    .ok();
+}
+
+fn task(ns: &str) -> Value {
+    get(ns, "strategies.servicemesh.kubesphere.io", "rc").expect("task")
+}
+
+fn task_weights(ns: &str) -> (i64, i64) {
+    let r = &task(ns)["spec"]["template"]["spec"]["http"][0]["route"];
+    (r[0]["weight"].as_i64().unwrap(), r[1]["weight"].as_i64().unwrap())
+}
+
+fn vs_weights(ns: &str) -> Vec<(String, i64)> {
+    let vs = get(ns, "virtualservice", "reviews").expect("vs");
+    vs["spec"]["http"][0]["route"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["destination"]["subset"].as_str().unwrap().to_string(), r["weight"].as_i64().unwrap_or(100))
+        })
+        .collect()
+}
+
+fn gated(ns: &str, extra: &[&str]) -> Run {
+    let mut a = vec!["shift", "rc", "-n", ns, "--to", "100", "--step", "45", "--interval", "3s"];
+    a.extend_from_slice(extra);
+    grayscale(&a)
+}
+
+/// Polls `f` until it returns a value.
+#[track_caller]
+fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `analyze -o json` once Prometheus has both versions' traffic over the window.
+fn analysis(ns: &str, extra: &[&str]) -> Value {
+    let mut a = vec!["analyze", "rc", "-n", ns, "--window", "10s", "-o", "json"];
+    a.extend_from_slice(extra);
+    poll("both versions' metrics in Prometheus", Duration::from_secs(60), || {
+        let v = grayscale(&a).ok().json();
+        let both = v["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["requestsPerSecond"].as_f64().unwrap_or(0.0) > 0.0);
+        both.then_some(v)
+    })
+}
+
+#[test]
+fn a_healthy_version_is_shifted_to_100_with_every_gate_recorded() {
+    let _p = shared();
+    let ns = Namespace::new("g-healthy");
+    let n = ns.name.as_str();
+    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    let r =
+        gated(n, &["--gate", "success-rate>=99", "--gate", "p99<=500ms", "--gate", "success-rate-delta>=-1"])
+            .ok();
+    assert!(
+        r.stderr.contains("gates read from Prometheus at service istio-system/prometheus:9090"),
+        "{}",
+        r.stderr
+    );
+    // Every step has a row, every gate a verdict; the delta has nothing to compare at 100%.
+    let rows: Vec<&str> = r.stdout.lines().skip_while(|l| !l.starts_with("STEP")).skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", r.stdout);
+    for (row, w) in rows.iter().zip(["55%", "100%"]) {
+        assert_eq!(row.split_whitespace().nth(1), Some(w), "{row}");
+    }
+    assert_eq!(rows[0].matches(" ok").count(), 3, "{}", rows[0]);
+    assert_eq!(rows[1].matches(" ok").count(), 2, "{}", rows[1]);
+    assert!(rows[1].ends_with("skipped"), "{}", rows[1]);
+    assert_eq!(vs_weights(n), [("v2".to_string(), 100)]);
+}
+
+#[test]
+fn a_version_answering_5pct_errors_stops_at_the_first_step_and_goes_back() {
+    let _p = shared();
+    let ns = Namespace::new("g-errors");
+    let n = ns.name.as_str();
+    canary_with(n, "registry.example.com/reviews:errors-5pct", "10");
+    let r = gated(n, &["--gate", "success-rate>=99", "--gate", "p99<=500ms"]);
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(r.stderr.contains("step 1 (v2 at 55%): gate success-rate>=99: 9"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("(needs >= 99%) FAIL; the shift stopped and went back to 10% for v2"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("kubectl grayscale analyze rc -n"), "{}", r.stderr);
+    assert_eq!(task_weights(n), (90, 10));
+    assert_eq!(vs_weights(n), [("v1".to_string(), 90), ("v2".to_string(), 10)]);
+}
+
+#[test]
+fn the_latency_gate_stops_a_slow_version() {
+    let _p = shared();
+    let ns = Namespace::new("g-slow");
+    let n = ns.name.as_str();
+    canary_with(n, "registry.example.com/reviews:slow-800ms", "10");
+    let r = gated(n, &["--gate", "success-rate>=99", "--gate", "p99<=500ms"]);
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(r.stderr.contains("gate p99<=500ms: 9"), "{}", r.stderr);
+    // The failing step's readings are in the message: success held, latency did not.
+    let row = r.stderr.lines().find(|l| l.starts_with("1 ")).expect("the step's row");
+    assert!(row.contains("100% ok") && row.ends_with("FAIL"), "{row}");
+    assert_eq!(task_weights(n), (90, 10));
+}
+
+#[test]
+fn on_failure_takeover_sends_all_traffic_to_the_old_version() {
+    let _p = shared();
+    let ns = Namespace::new("g-takeover");
+    let n = ns.name.as_str();
+    canary_with(n, "registry.example.com/reviews:errors-5pct", "10");
+    let r = gated(n, &["--gate", "success-rate>=99", "--on-failure", "takeover"]);
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(r.stderr.contains("sent all traffic to v1 (take-over)"), "{}", r.stderr);
+    assert_eq!(task(n)["spec"]["governor"], "v1");
+    assert_eq!(vs_weights(n), [("v1".to_string(), 100)]);
+}
+
+#[test]
+fn too_little_traffic_waits_one_more_interval_then_fails() {
+    let _p = shared();
+    let ns = Namespace::new("g-quiet");
+    let n = ns.name.as_str();
+    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    // Two requests a second: far fewer than 20 in a 3 s window at any weight.
+    kubectl(&["annotate", "service", "reviews", "-n", n, "sim-mesh.grayscale.kubectl.io/rps=2"]).ok();
+    let r = gated(n, &["--gate", "success-rate>=99"]);
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(r.stderr.contains("no verdict one interval after the step"), "{}", r.stderr);
+    assert!(r.stderr.contains("fewer than --min-requests 20"), "{}", r.stderr);
+    assert_eq!(task_weights(n), (90, 10));
+    // With a threshold the traffic meets, the same shift goes through.
+    grayscale(&[
+        "shift",
+        "rc",
+        "-n",
+        n,
+        "--to",
+        "100",
+        "--step",
+        "90",
+        "--interval",
+        "3s",
+        "--gate",
+        "success-rate>=99",
+        "--min-requests",
+        "1",
+    ])
+    .ok();
+    assert_eq!(vs_weights(n), [("v2".to_string(), 100)]);
+}
+
+#[test]
+fn a_custom_gate_from_an_analysis_file_reads_prometheus_at_the_given_url() {
+    let _p = shared();
+    let ns = Namespace::new("g-custom");
+    let n = ns.name.as_str();
+    canary_with(n, "registry.example.com/reviews:errors-5pct", "10");
+    let file = std::env::temp_dir().join(format!("{n}-analysis.yaml"));
+    std::fs::write(
+        &file,
+        r#"gates:
+- name: server-errors-per-second
+  query: |
+    sum(rate(istio_requests_total{reporter="destination", destination_service_namespace="{{namespace}}",
+      destination_service_name="{{service}}", destination_version="{{ version }}", response_code=~"5.."}[{{interval}}]))
+    or vector(0)
+  max: 0.5
+"#,
+    )
+    .unwrap();
+    let url = prometheus_url();
+    let r = grayscale_env(
+        &[
+            "shift",
+            "rc",
+            "-n",
+            n,
+            "--to",
+            "100",
+            "--step",
+            "45",
+            "--interval",
+            "3s",
+            "--analysis",
+            file.to_str().unwrap(),
+        ],
+        &[("GRAYSCALE_PROMETHEUS", &url)],
+    );
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("gates read from Prometheus at {url}")), "{}", r.stderr);
+    assert!(r.stderr.contains("gate server-errors-per-second: "), "{}", r.stderr);
+    assert!(r.stderr.contains("(needs <= 0.50) FAIL"), "{}", r.stderr);
+    assert_eq!(task_weights(n), (90, 10));
+}
+
+#[test]
+fn analyze_shows_both_versions_side_by_side_as_text_and_json() {
+    let _p = shared();
+    let ns = Namespace::new("g-analyze");
+    let n = ns.name.as_str();
+    canary_with(n, "registry.example.com/reviews:errors-5pct", "30");
+    let gates = ["--gate", "success-rate>=99", "--gate", "p99-delta<=100ms"];
+    let v = analysis(n, &gates);
+    let (old, new) = (&v["versions"][0], &v["versions"][1]);
+    assert_eq!(
+        (old["version"].as_str(), old["role"].as_str(), old["weight"].as_i64()),
+        (Some("v1"), Some("old"), Some(70))
+    );
+    assert_eq!(
+        (new["version"].as_str(), new["role"].as_str(), new["weight"].as_i64()),
+        (Some("v2"), Some("new"), Some(30))
+    );
+    assert_eq!(old["successRatePercent"], 100.0);
+    let sr = new["successRatePercent"].as_f64().unwrap();
+    assert!((90.0..99.0).contains(&sr), "5% errors: {sr}");
+    let (a, b) = (old["requestsPerSecond"].as_f64().unwrap(), new["requestsPerSecond"].as_f64().unwrap());
+    assert!((a / (a + b) - 0.7).abs() < 0.1, "70/30 split: {a} {b}");
+    assert!(new["p99Ms"].as_f64().unwrap() < 100.0);
+    assert_eq!(v["verdict"], "fail");
+    assert_eq!(v["gates"][0]["verdict"], "fail");
+    assert_eq!(v["gates"][1]["verdict"], "pass");
+
+    let text = grayscale(&["analyze", "rc", "-n", n, "--window", "10s"]).ok().stdout;
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("Task rc in {n}: last 10s, from Prometheus at service istio-system")),
+        "{text}"
+    );
+    assert!(
+        lines[2].split_whitespace().eq(["VERSION", "ROLE", "WEIGHT", "RPS", "SUCCESS", "P50", "P90", "P99"])
+    );
+    assert!(lines[3].starts_with("v1") && lines[4].starts_with("v2"), "{text}");
+    assert!(!text.contains("GATE"), "no gates asked for: {text}");
+}
+
+#[test]
+fn a_request_matched_canary_receives_only_the_matching_requests() {
+    let _p = shared();
+    let ns = Namespace::new("g-match");
+    let n = ns.name.as_str();
+    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    // sim-mesh's cycle of ten request profiles: two carry x-canary: true, three are Android.
+    grayscale(&["match", "rc", "-n", n, "--header", "x-canary=true"]).ok();
+    wait_for("the VirtualService to match", Duration::from_secs(30), || {
+        get(n, "virtualservice", "reviews").is_some_and(|v| v["spec"]["http"][0]["match"].is_array())
+    });
+    let share = |v: &Value| {
+        let a = v["versions"][0]["requestsPerSecond"].as_f64().unwrap_or(0.0);
+        let b = v["versions"][1]["requestsPerSecond"].as_f64().unwrap_or(0.0);
+        b / (a + b)
+    };
+    // Once a whole window ran under the new routing, v2 has exactly the matching share.
+    poll("v2 to carry the x-canary share (20%)", Duration::from_secs(60), || {
+        let s = share(&analysis(n, &[]));
+        ((s - 0.2).abs() < 0.02).then_some(s)
+    });
+    grayscale(&["match", "rc", "-n", n, "--os", "android"]).ok();
+    poll("v2 to carry the Android share (30%)", Duration::from_secs(60), || {
+        let s = share(&analysis(n, &[]));
+        ((s - 0.3).abs() < 0.02).then_some(s)
+    });
+}
