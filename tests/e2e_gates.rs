@@ -340,3 +340,209 @@ fn a_request_matched_canary_receives_only_the_matching_requests() {
         ((s - 0.3).abs() < 0.02).then_some(s)
     });
 }
+
+/// The plugin tagged for `audit`, run to the end.
+fn tagged(audit: &Audit, args: &[&str]) -> Run {
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(audit.tag());
+    grayscale(&a)
+}
+
+#[track_caller]
+fn nothing_written_but_read(audit: &Audit, what: &str) {
+    let reqs = audit.requests();
+    show(what, &reqs);
+    assert!(
+        reqs.iter().any(|e| e.verb == "get" && e.resource == "strategies"),
+        "the command's own read was seen"
+    );
+    // A SelfSubjectRulesReview is a question, not a write.
+    assert!(reqs.iter().all(|e| !e.mutating() || e.resource == "selfsubjectrulesreviews"), "nothing written");
+}
+
+#[test]
+fn prometheus_down_before_the_first_step_refuses_with_nothing_written() {
+    let _p = exclusive();
+    let ns = Namespace::new("g-down");
+    let n = ns.name.as_str();
+    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    let _restart = Restart;
+    local_cluster("stop-prometheus");
+    let before = task(n)["metadata"]["resourceVersion"].clone();
+
+    let audit = Audit::mark();
+    let r = tagged(
+        &audit,
+        &["shift", "rc", "-n", n, "--to", "100", "--interval", "3s", "--gate", "success-rate>=99"],
+    );
+    assert_eq!(r.code, 10, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error: metrics: no Prometheus found: istio-system/prometheus:9090: "),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("kubesphere-monitoring-system/prometheus-k8s:9090: "), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint: check that Prometheus is up, or give its address with --prometheus URL"),
+        "{}",
+        r.stderr
+    );
+    nothing_written_but_read(&audit, "shift with Prometheus down");
+
+    let audit = Audit::mark();
+    let url = prometheus_url();
+    let r =
+        tagged(&audit, &["shift", "rc", "-n", n, "--to", "100", "--gate", "p99<=1s", "--prometheus", &url]);
+    assert_eq!(r.code, 10, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("error: metrics: Prometheus at {url}: ")), "{}", r.stderr);
+    nothing_written_but_read(&audit, "shift with Prometheus down, by URL");
+    assert_eq!(task(n)["metadata"]["resourceVersion"], before);
+}
+
+/// The shift in the background, its stderr line by line.
+fn spawn_shift(ns: &str, interval: &str) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = spawn_grayscale(&[
+        "shift",
+        "rc",
+        "-n",
+        ns,
+        "--to",
+        "100",
+        "--step",
+        "45",
+        "--interval",
+        interval,
+        "--gate",
+        "success-rate>=99",
+    ]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+        seen.push(l.clone());
+        if l.contains(want) {
+            return;
+        }
+    }
+    panic!("no line with {want:?}; seen:\n{}", seen.join("\n"));
+}
+
+#[test]
+fn prometheus_lost_during_a_shift_holds_the_weight_then_goes_back() {
+    let _p = exclusive();
+    let ns = Namespace::new("g-lost");
+    let n = ns.name.as_str();
+    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    let _restart = Restart;
+    // The interval outlasts the client's own retries of the failing query (about 6 s).
+    let (mut child, rx) = spawn_shift(n, "15s");
+    let mut seen = Vec::new();
+    wait_line(&rx, &mut seen, "step: new version at 55%");
+    local_cluster("stop-prometheus");
+    wait_line(&rx, &mut seen, "holding at 55%");
+    assert_eq!(task_weights(n), (45, 55), "the weight holds while Prometheus is away");
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    let all = seen.join("\n");
+    assert_eq!(status.code(), Some(9), "{all}");
+    assert!(all.contains("step 1 (v2 at 55%): no verdict one interval after the step: metrics: Prometheus at service istio-system/prometheus:9090"), "{all}");
+    assert!(all.contains("went back to 10% for v2"), "{all}");
+    assert_eq!(task_weights(n), (90, 10));
+    assert_eq!(vs_weights(n), [("v1".to_string(), 90), ("v2".to_string(), 10)]);
+}
+
+#[test]
+fn prometheus_back_within_the_interval_lets_the_shift_go_on() {
+    let _p = exclusive();
+    let ns = Namespace::new("g-back");
+    let n = ns.name.as_str();
+    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    let restart = Restart;
+    let (mut child, rx) = spawn_shift(n, "20s");
+    let mut seen = Vec::new();
+    wait_line(&rx, &mut seen, "step: new version at 55%");
+    local_cluster("stop-prometheus");
+    wait_line(&rx, &mut seen, "holding at 55%");
+    drop(restart);
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
+    assert_eq!(vs_weights(n), [("v2".to_string(), 100)]);
+}
+
+#[test]
+fn bad_gates_are_refused_before_any_request() {
+    let _p = shared();
+    let ns = Namespace::new("g-input");
+    let n = ns.name.as_str();
+    let audit = Audit::mark();
+    let r = tagged(
+        &audit,
+        &["shift", "rc", "-n", n, "--to", "100", "--gate", "p95<=1s", "--gate", "success-rate=99"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--gate: unknown metric \"p95\""), "{}", r.stderr);
+    assert!(r.stderr.contains("--gate: \"success-rate=99\" has no comparison"), "{}", r.stderr);
+    let r = tagged(&audit, &["shift", "rc", "-n", n, "--weight", "30", "--gate", "p99<=1s"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("gates judge the steps of a gradual shift: add --to W"), "{}", r.stderr);
+    let r = tagged(&audit, &["analyze", "rc", "-n", n, "--analysis", "/nonexistent/gates.yaml"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--analysis: /nonexistent/gates.yaml: "), "{}", r.stderr);
+    // A command that was sent (the sentinel's own request is not counted) would show here.
+    assert_eq!(audit.requests().len(), 0);
+    let r = tagged(&audit, &["analyze", "rc", "-n", n]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(audit.requests().len(), 1, "the last command's one read is seen");
+}
+
+#[test]
+fn the_on_call_role_for_analyze_reads_prometheus_through_the_proxy_and_only_that() {
+    let _p = shared();
+    let ns = Namespace::new("g-rbac");
+    let n = ns.name.as_str();
+    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    let name = format!("gs-{n}");
+    let roles =
+        grayscale(&["rbac", "analyze", "--routing", "client", "--name", &name, "-n", n, "-o", "json"])
+            .ok()
+            .json();
+    let items = roles["items"].as_array().unwrap();
+    assert_eq!(
+        items.iter().map(|r| r["metadata"]["namespace"].as_str().unwrap()).collect::<Vec<_>>(),
+        [n, "istio-system"]
+    );
+    for role in items {
+        let rns = role["metadata"]["namespace"].as_str().unwrap();
+        kubectl_stdin(&["apply", "-f", "-"], &role.to_string()).ok();
+        let binding = serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": rns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "User", "name": "restricted-user", "apiGroup": "rbac.authorization.k8s.io"}]});
+        kubectl_stdin(&["apply", "-f", "-"], &binding.to_string()).ok();
+    }
+    let analyze =
+        || grayscale(&["--context", "restricted", "analyze", "rc", "-n", n, "--window", "10s", "-o", "json"]);
+    poll("the restricted user's analyze to work", Duration::from_secs(30), || {
+        (analyze().code == 0).then_some(())
+    });
+    kubectl(&["delete", "rolebinding", &name, "-n", "istio-system"]).ok();
+    kubectl(&["delete", "role", &name, "-n", "istio-system"]).ok();
+    let r = poll("the proxy permission to be gone", Duration::from_secs(30), || {
+        let r = analyze();
+        (r.code != 0).then_some(r)
+    });
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("get services/proxy istio-system/prometheus:9090: forbidden"), "{}", r.stderr);
+    assert!(r.stderr.contains("kubectl auth can-i get services/proxy"), "{}", r.stderr);
+}

@@ -33,7 +33,19 @@ fn reason(e: &kube::Error) -> String {
             .ok()
             .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_else(|| format!("{} ({})", s.message.trim(), s.code)),
-        other => other.to_string(),
+        // The transport's own words are at the end of the chain ("Connection refused").
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(e) = source {
+                let part = e.to_string();
+                if !text.contains(&part) {
+                    text = format!("{text}: {part}");
+                }
+                source = e.source();
+            }
+            text
+        }
     }
 }
 
@@ -93,17 +105,18 @@ impl Prometheus {
         }
         let mut tried = Vec::new();
         let mut refused = None;
-        for (ns, svc, port) in PROXIED {
+        for at in PROXIED {
+            let (ns, svc) = (at.namespace, at.name);
             let p = Prometheus {
                 client: kube.client.clone(),
-                base: format!("/api/v1/namespaces/{ns}/services/{svc}:{port}/proxy"),
-                source: format!("service {ns}/{svc}:{port} (through the API server)"),
+                base: format!("/api/v1/namespaces/{ns}/services/{svc}/proxy"),
+                source: format!("service {ns}/{svc} (through the API server)"),
             };
             match p.raw("vector(1)").await {
                 Ok(_) => return Ok(p),
                 // Refused here may still be allowed at the next place (a KubeSphere role).
                 Err(kube::Error::Api(s)) if s.code == 403 => {
-                    tried.push(format!("{ns}/{svc}:{port}: forbidden"));
+                    tried.push(format!("{ns}/{svc}: forbidden"));
                     refused.get_or_insert(Error::Forbidden {
                         target: Target {
                             action: "get",
@@ -114,7 +127,7 @@ impl Prometheus {
                         message: s.message,
                     });
                 }
-                Err(e) => tried.push(format!("{ns}/{svc}:{port}: {}", reason(&e))),
+                Err(e) => tried.push(format!("{ns}/{svc}: {}", reason(&e))),
             }
         }
         Err(refused

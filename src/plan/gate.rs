@@ -33,10 +33,20 @@ pub struct Gate {
     pub unit: &'static str,
 }
 
-/// Where Prometheus is looked for when no URL is given, through the API server's service proxy:
-/// Istio's addon, then KubeSphere's monitoring Prometheus.
-pub const PROXIED: [(&str, &str, u16); 2] =
-    [("istio-system", "prometheus", 9090), ("kubesphere-monitoring-system", "prometheus-k8s", 9090)];
+/// A Prometheus reached through the API server's service proxy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Proxied {
+    pub namespace: &'static str,
+    /// `service:port`: the proxy's path segment, and the name RBAC authorizes.
+    pub name: &'static str,
+}
+
+/// Where Prometheus is looked for when no URL is given: Istio's addon, then KubeSphere's
+/// monitoring Prometheus.
+pub const PROXIED: [Proxied; 2] = [
+    Proxied { namespace: "istio-system", name: "prometheus:9090" },
+    Proxied { namespace: "kubesphere-monitoring-system", name: "prometheus-k8s:9090" },
+];
 
 pub const BUILT_IN: &str = "success-rate, p50, p90, p99, request-rate (each also as <metric>-delta)";
 

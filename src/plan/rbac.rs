@@ -108,17 +108,14 @@ fn p(group: &'static str, resource: &'static str, verbs: &[&'static str]) -> Vec
 /// Reading Prometheus through the API server's service proxy: Istio's addon with client
 /// routing, KubeSphere's monitoring Prometheus where KubeSphere routes.
 fn prometheus(mode: Mode) -> Perm {
-    let (ns, name, _) = match mode {
-        Mode::Client => super::gate::PROXIED[0],
-        Mode::Kubesphere => super::gate::PROXIED[1],
-    };
+    let at = super::gate::PROXIED[if mode == Mode::Client { 0 } else { 1 }];
     Perm {
         group: "",
         resource: "services/proxy",
         verb: "get",
         cluster: false,
-        namespace: Some(ns),
-        name: Some(name),
+        namespace: Some(at.namespace),
+        name: Some(at.name),
     }
 }
 
@@ -371,7 +368,7 @@ mod tests {
         assert_eq!(vs.to_string(), "patch virtualservices.networking.istio.io");
         assert_eq!(
             prometheus(Mode::Client).to_string(),
-            "get services/proxy prometheus in namespace istio-system"
+            "get services/proxy prometheus:9090 in namespace istio-system"
         );
     }
 
@@ -385,10 +382,10 @@ mod tests {
         assert_eq!(r[1]["metadata"], json!({"name": "oncall", "namespace": "istio-system"}));
         assert_eq!(
             r[1]["rules"],
-            json!([{"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"], "resourceNames": ["prometheus"]}])
+            json!([{"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"], "resourceNames": ["prometheus:9090"]}])
         );
         let k = roles(&needs(Verb::Analyze, Mode::Kubesphere), "demo", "oncall");
         assert_eq!(k[1]["metadata"]["namespace"], "kubesphere-monitoring-system");
-        assert_eq!(k[1]["rules"][0]["resourceNames"], json!(["prometheus-k8s"]));
+        assert_eq!(k[1]["rules"][0]["resourceNames"], json!(["prometheus-k8s:9090"]));
     }
 }
