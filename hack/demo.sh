@@ -10,7 +10,7 @@ if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; el
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain" >&2; }
 run() { printf '$ %s\n' "$*" >&2; "$@"; }
 
-step "Starting the local control plane (Kubernetes 1.20.2, simulated kubelet)"
+step "Starting the local control plane (Kubernetes 1.20.2, simulated kubelet and mesh, Prometheus)"
 KUBECONFIG_LINE=$(bash hack/local-cluster.sh up)
 eval "$KUBECONFIG_LINE"
 export KUBECONFIG
@@ -35,9 +35,13 @@ step "The task"
 run kubectl grayscale status reviews-canary -n "$NS"
 run kubectl grayscale list -n "$NS"
 
+step "Both versions side by side, from Prometheus (the simulated mesh's metrics)"
+run kubectl grayscale analyze reviews-canary -n "$NS" --window 10s --gate 'success-rate>=99' --gate 'p99<=500ms'
+
 if kubectl grayscale shift --help >/dev/null 2>&1; then
-  step "Shift traffic to v2 in steps of 30% every 2 seconds"
-  run kubectl grayscale shift reviews-canary -n "$NS" --to 100 --step 30 --interval 2s
+  step "Shift traffic to v2 in steps of 30% every 3 seconds, each step gated on success rate and p99"
+  run kubectl grayscale shift reviews-canary -n "$NS" --to 100 --step 30 --interval 3s \
+    --gate 'success-rate>=99' --gate 'p99<=500ms'
   step "Incident drill: send everything back to v1 in one command"
   run kubectl grayscale takeover reviews-canary -n "$NS" --version v1
   run kubectl grayscale takeover reviews-canary -n "$NS" --version v2

@@ -134,9 +134,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 for v in d.version.iter().chain(d.mirror.iter()) {
                     if let Some((dest, behaviour)) = versions.get(v) {
                         let k = answered.entry(dest.clone()).or_default();
-                        let (code, ms) = behaviour.answer(*k);
-                        *k += 1;
-                        m.record(dest, code, ms);
+                        if let Some((code, ms)) = behaviour.answer(*k) {
+                            *k += 1;
+                            m.record(dest, code, ms);
+                        }
                     }
                 }
             }

@@ -8,8 +8,8 @@ pub const BUCKETS: [f64; 14] =
     [0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0];
 
 /// How a version answers, from its images: `errors-<N>pct` answers N% of requests with 503,
-/// `slow-<N>ms` adds N ms to every answer. A version without a ready pod answers 503, as Envoy
-/// does with no healthy upstream.
+/// `slow-<N>ms` adds N ms to every answer. A version without a ready pod answers nothing: the
+/// calling Envoy fails the request (no healthy upstream) and no destination sidecar reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Behaviour {
     pub error_pct: u64,
@@ -39,13 +39,14 @@ impl Behaviour {
         b
     }
 
-    /// The answer to this version's request number `k`: (response code, milliseconds).
-    pub fn answer(&self, k: u64) -> (u16, f64) {
+    /// The answer to this version's request number `k`: (response code, milliseconds), or none
+    /// without a ready pod.
+    pub fn answer(&self, k: u64) -> Option<(u16, f64)> {
         if !self.ready {
-            return (503, 0.7);
+            return None;
         }
         let code = if (k * 37) % 100 < self.error_pct { 503 } else { 200 };
-        (code, 8.0 + (k % 30) as f64 + self.extra_ms)
+        Some((code, 8.0 + (k % 30) as f64 + self.extra_ms))
     }
 }
 
@@ -141,10 +142,10 @@ mod tests {
     #[test]
     fn error_share_is_exact_over_a_hundred_requests() {
         let b = Behaviour::of(["errors-5pct"], true);
-        assert_eq!((0..100).filter(|k| b.answer(*k).0 == 503).count(), 5);
-        assert_eq!((0..100).filter(|k| Behaviour::of(["x"], true).answer(*k).0 == 503).count(), 0);
-        assert_eq!(Behaviour::of(["x"], false).answer(3).0, 503);
-        assert!(Behaviour::of(["slow-800ms"], true).answer(0).1 >= 808.0);
+        assert_eq!((0..100).filter(|k| b.answer(*k).unwrap().0 == 503).count(), 5);
+        assert_eq!((0..100).filter(|k| Behaviour::of(["x"], true).answer(*k).unwrap().0 == 503).count(), 0);
+        assert_eq!(Behaviour::of(["x"], false).answer(3), None);
+        assert!(Behaviour::of(["slow-800ms"], true).answer(0).unwrap().1 >= 808.0);
     }
 
     #[test]
