@@ -13,5 +13,5 @@ cargo build --release --bin kubectl-grayscale
 cargo build --release -p grayscale-bench
 cargo build --release -p fault-proxy
 # Arguments name scenarios to run alone: takeover list status startup latency-0 latency-100
-# latency-300 watch.
+# latency-300 gates watch.
 target/release/grayscale-bench "$KUBECONFIG" target/release/kubectl-grayscale "$(pwd)" "$@"

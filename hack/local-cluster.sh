@@ -222,8 +222,11 @@ exec "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \\
   --service-account-issuer https://kubernetes.default.svc.cluster.local \\
   --service-cluster-ip-range 10.96.0.0/16 --disable-admission-plugins ServiceAccount \\
   --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log" \\
-  --audit-log-maxsize 1000000
+  --audit-log-maxsize 1000000 \\
+  --authentication-token-webhook-config-file "$STATE/token-webhook.kubeconfig" \\
+  --authentication-token-webhook-cache-ttl 1s
 EOF
+  start_token_webhook
   start_apiserver
   write_kubeconfig "$STATE/kubeconfig" "$server" admin restricted
   write_kubeconfig "$STATE/controller-manager.kubeconfig" "$server" controller-manager
@@ -250,6 +253,28 @@ EOF
     "$GRAYSCALE_PEER" --kubeconfig "$STATE/kubeconfig" >"$STATE/logs/peer.log" 2>&1 &
     echo $! >>"$STATE/pids"
   fi
+}
+
+# The test harness's token webhook (fault-proxy/src/bin/token-webhook.rs): bearer tokens
+# `exp.<unix seconds>.<user>` that stop working at that instant, for credential-expiry tests.
+# Results are cached one second only, so an expired token is refused within a second.
+start_token_webhook() {
+  "$ROOT/target/debug/token-webhook" --listen 127.0.0.1:0 >"$STATE/token-webhook.addr" 2>"$STATE/logs/token-webhook.log" &
+  echo $! >>"$STATE/pids"
+  wait_for "the token webhook" 30 test -s "$STATE/token-webhook.addr"
+  cat >"$STATE/token-webhook.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: webhook
+  cluster: {server: "http://$(head -n1 "$STATE/token-webhook.addr")/"}
+users:
+- name: kube-apiserver
+contexts:
+- name: webhook
+  context: {cluster: webhook, user: kube-apiserver}
+current-context: webhook
+EOF
 }
 
 # The simulated data plane and a real Prometheus scraping it every second, reachable directly
@@ -349,7 +374,7 @@ stop_apiserver() { stop_pid_file "$STATE/apiserver.pid"; }
 ours() {
   local cmd
   cmd=$({ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null) || return 1
-  case "$cmd" in *etcd*|*kube-apiserver*|*controller-manager*|*sim-kubelet*|*sim-mesh*|*prometheus*) return 0 ;; esac
+  case "$cmd" in *etcd*|*kube-apiserver*|*controller-manager*|*sim-kubelet*|*sim-mesh*|*prometheus*|*token-webhook*) return 0 ;; esac
   return 1
 }
 

@@ -546,3 +546,39 @@ fn the_on_call_role_for_analyze_reads_prometheus_through_the_proxy_and_only_that
     assert!(r.stderr.contains("get services/proxy istio-system/prometheus:9090: forbidden"), "{}", r.stderr);
     assert!(r.stderr.contains("kubectl auth can-i get services/proxy"), "{}", r.stderr);
 }
+
+fn tmux(args: &[&str]) -> String {
+    let out = std::process::Command::new("tmux").args(args).output().expect("tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn on_a_terminal_the_bar_shows_each_gates_latest_value() {
+    let _p = shared();
+    let ns = Namespace::new("g-tty");
+    let n = ns.name.as_str();
+    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    let session = format!("gates-{}", std::process::id());
+    let cmd = format!(
+        "unset CI NO_COLOR; export KUBECONFIG={}; {BIN} shift rc -n {n} --to 100 --step 45 --interval 4s \
+         --gate 'success-rate>=99' --gate 'p99<=500ms'; echo EXIT=$?; sleep 60",
+        plane().kubeconfig.display()
+    );
+    tmux(&["new-session", "-d", "-s", &session, "-x", "250", "-y", "40", &cmd]);
+    let bar_with_gates = poll("the bar with the gates' values", Duration::from_secs(90), || {
+        let screen = tmux(&["capture-pane", "-p", "-t", &session]);
+        screen
+            .lines()
+            .find(|l| {
+                l.contains('█') && l.contains("| success-rate>=99: 100% (needs >= 99%) ok, p99<=500ms: ")
+            })
+            .map(str::to_string)
+    });
+    let screen = poll("the shift to end", Duration::from_secs(90), || {
+        let s = tmux(&["capture-pane", "-p", "-t", &session]);
+        s.contains("EXIT=").then_some(s)
+    });
+    tmux(&["kill-session", "-t", &session]);
+    assert!(bar_with_gates.contains(&format!("rc new version [")), "{bar_with_gates}");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+}

@@ -132,3 +132,61 @@ fn a_gradual_shift_survives_an_api_server_restart_between_steps() {
     let vs = get(n, "virtualservice", "reviews").unwrap();
     assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 50, "task and routing agree");
 }
+
+#[test]
+fn offline_cut_off_by_an_api_server_restart_is_finished_by_running_it_again() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Namespace::new("rs-offline");
+    let n = ns.name.as_str();
+    canary(n);
+    // Hold offline after its task write, before its routing write; take the API server away.
+    let gate = std::env::temp_dir().join(format!("grayscale-offline-gate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&gate);
+    std::fs::create_dir_all(&gate).unwrap();
+    let child = Command::new(BIN)
+        .args(["offline", "rc", "-n", n, "--keep", "v2"])
+        .env("KUBECONFIG", &plane().kubeconfig)
+        .env("GRAYSCALE_FAILPOINT_DIR", &gate)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("offline to reach its routing write", Duration::from_secs(60), || {
+        gate.join("before-routing-write.reached").exists()
+    });
+    apiserver("stop-apiserver");
+    std::fs::write(gate.join("before-routing-write.release"), b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("error: offline stopped in its first step: task rc was changed but its routing could not be written"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "run the same command again to finish: kubectl grayscale offline rc --keep v2 -n {n}"
+        )),
+        "says how to finish: {stderr}"
+    );
+    restart_apiserver();
+
+    // What was written agrees: the task keeps v2 as governor and both versions still run.
+    let task = get(n, "strategies.servicemesh.kubesphere.io", "rc").expect("the task is still there");
+    assert_eq!(task["spec"]["governor"], "v2");
+    assert!(get(n, "deployment", "reviews-v1").is_some());
+    // Running the same command again finishes the job.
+    let r = grayscale(&["offline", "rc", "-n", n, "--keep", "v2"]).ok();
+    assert!(r.stdout.contains("kept v2"), "{}", r.stdout);
+    assert!(get(n, "strategies.servicemesh.kubesphere.io", "rc").is_none());
+    assert!(get(n, "deployment", "reviews-v1").is_none());
+    let vs = get(n, "virtualservice", "reviews").unwrap();
+    let subsets: Vec<&str> = vs["spec"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| {
+            h["route"].as_array().unwrap().iter().map(|r| r["destination"]["subset"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert!(subsets.iter().all(|s| *s == "v2"), "{subsets:?}");
+    let _ = std::fs::remove_dir_all(&gate);
+}

@@ -6,6 +6,7 @@
 //! each run made, counted from the API server's audit log by user agent.
 
 mod audit;
+mod gates;
 mod latency;
 mod measure;
 mod seed;
@@ -188,6 +189,7 @@ fn main() {
         ("latency-0", |e: &Env| latency::takeover(e, 0)),
         ("latency-100", |e: &Env| latency::takeover(e, 100)),
         ("latency-300", |e: &Env| latency::takeover(e, 300)),
+        ("gates", gates::shift),
     ] {
         if !wanted(name) {
             continue;

@@ -42,10 +42,12 @@ pub struct OfflineArgs {
 
 fn partial(done: &[String], e: Error, name: &str, keep: &str, ns: &str) -> Error {
     Error::Partial {
-        message: format!(
-            "offline stopped; done so far: {}",
-            if done.is_empty() { "nothing".to_string() } else { done.join(", ") }
-        ),
+        // A step that itself stopped half-way says what it did in its own message.
+        message: match (done.is_empty(), matches!(e, Error::Partial { .. })) {
+            (true, true) => "offline stopped in its first step".to_string(),
+            (true, false) => "offline stopped; done so far: nothing".to_string(),
+            (false, _) => format!("offline stopped; done so far: {}", done.join(", ")),
+        },
         source: Some(Box::new(e)),
         hint: format!(
             "run the same command again to finish: kubectl grayscale offline {name} --keep {keep} -n {ns}"

@@ -317,7 +317,12 @@ pub fn judge(readings: &[Reading], new_requests: Option<f64>, min_requests: u64)
     if let Some(r) = readings.iter().find(|r| r.verdict == Verdict::Fail) {
         return Outcome::Fail(r.clone());
     }
-    let seen = new_requests.unwrap_or(0.0);
+    let Some(seen) = new_requests else {
+        return Outcome::NotYet(
+            "Prometheus has no requests of the new version in the window (a window must span at least two scrapes)"
+                .into(),
+        );
+    };
     if seen < min_requests as f64 {
         return Outcome::NotYet(format!(
             "{} request(s) to the new version in the window, fewer than --min-requests {min_requests}",
