@@ -579,6 +579,6 @@ fn on_a_terminal_the_bar_shows_each_gates_latest_value() {
         s.contains("EXIT=").then_some(s)
     });
     tmux(&["kill-session", "-t", &session]);
-    assert!(bar_with_gates.contains(&format!("rc new version [")), "{bar_with_gates}");
+    assert!(bar_with_gates.contains("rc new version ["), "{bar_with_gates}");
     assert!(screen.contains("EXIT=0"), "{screen}");
 }
