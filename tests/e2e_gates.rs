@@ -45,26 +45,7 @@ impl Drop for Restart {
 
 /// bookinfo with a canary `rc` of reviews: v2 runs `image`, at `weight` percent.
 fn canary_with(ns: &str, image: &str, weight: &str) {
-    bookinfo(ns);
-    let image = format!("reviews={image}");
-    grayscale(&[
-        "create",
-        "canary",
-        "rc",
-        "-n",
-        ns,
-        "--service",
-        "reviews",
-        "--version",
-        "v2",
-        "--replicas",
-        "1",
-        "--weight",
-        weight,
-        "--image",
-        &image,
-    ])
-    .ok();
+    canary_task_with(ns, "1", weight, &["--image", &format!("reviews={image}")]);
 }
 
 fn task(ns: &str) -> Value {
@@ -437,19 +418,30 @@ fn wait_line(rx: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, wan
     panic!("no line with {want:?}; seen:\n{}", seen.join("\n"));
 }
 
+/// A gated shift of a healthy canary in the background, with Prometheus stopped after its
+/// first step and the shift seen holding its weight; Prometheus comes back when `restart` drops.
+fn shift_losing_prometheus(
+    ns: &Namespace,
+    interval: &str,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>, Vec<String>) {
+    let n = ns.name.as_str();
+    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    let (child, rx) = spawn_shift(n, interval);
+    let mut seen = Vec::new();
+    wait_line(&rx, &mut seen, "step: new version at 55%");
+    local_cluster("stop-prometheus");
+    wait_line(&rx, &mut seen, "holding at 55%");
+    (child, rx, seen)
+}
+
 #[test]
 fn prometheus_lost_during_a_shift_holds_the_weight_then_goes_back() {
     let _p = exclusive();
     let ns = Namespace::new("g-lost");
     let n = ns.name.as_str();
-    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
     let _restart = Restart;
     // The interval outlasts the client's own retries of the failing query (about 6 s).
-    let (mut child, rx) = spawn_shift(n, "15s");
-    let mut seen = Vec::new();
-    wait_line(&rx, &mut seen, "step: new version at 55%");
-    local_cluster("stop-prometheus");
-    wait_line(&rx, &mut seen, "holding at 55%");
+    let (mut child, rx, mut seen) = shift_losing_prometheus(&ns, "15s");
     assert_eq!(task_weights(n), (45, 55), "the weight holds while Prometheus is away");
     let status = child.wait().unwrap();
     seen.extend(rx.iter());
@@ -465,19 +457,13 @@ fn prometheus_lost_during_a_shift_holds_the_weight_then_goes_back() {
 fn prometheus_back_within_the_interval_lets_the_shift_go_on() {
     let _p = exclusive();
     let ns = Namespace::new("g-back");
-    let n = ns.name.as_str();
-    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
     let restart = Restart;
-    let (mut child, rx) = spawn_shift(n, "20s");
-    let mut seen = Vec::new();
-    wait_line(&rx, &mut seen, "step: new version at 55%");
-    local_cluster("stop-prometheus");
-    wait_line(&rx, &mut seen, "holding at 55%");
+    let (mut child, rx, mut seen) = shift_losing_prometheus(&ns, "20s");
     drop(restart);
     let status = child.wait().unwrap();
     seen.extend(rx.iter());
     assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
-    assert_eq!(vs_weights(n), [("v2".to_string(), 100)]);
+    assert_eq!(vs_weights(&ns.name), [("v2".to_string(), 100)]);
 }
 
 #[test]

@@ -168,15 +168,26 @@ fn sync_status_and_undo_run_with_their_roles_and_name_each_missing_permission() 
 }
 
 #[test]
-fn the_whole_role_for_every_verb_prints_a_cluster_role_for_list_all_and_init() {
+fn the_whole_role_for_every_verb_prints_prometheus_roles_and_a_cluster_role_for_list_all_and_init() {
     let r = grayscale_offline(&["rbac", "-n", "demo", "-o", "json"]).ok();
-    let kinds: Vec<String> = r.json()["items"]
+    let kinds: Vec<(String, String)> = r.json()["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| o["kind"].as_str().unwrap().to_string())
+        .map(|o| {
+            let ns = o["metadata"]["namespace"].as_str().unwrap_or("-");
+            (o["kind"].as_str().unwrap().to_string(), ns.to_string())
+        })
         .collect();
-    assert_eq!(kinds, ["Role", "ClusterRole"]);
+    // Gated shifts and analyze read Prometheus through the service proxy, in its namespace:
+    // Istio's addon (client routing) or KubeSphere's monitoring (KubeSphere routing).
+    let want = [
+        ("Role", "demo"),
+        ("Role", "istio-system"),
+        ("Role", "kubesphere-monitoring-system"),
+        ("ClusterRole", "-"),
+    ];
+    assert_eq!(kinds, want.map(|(k, n)| (k.to_string(), n.to_string())));
     let yaml = grayscale_offline(&["rbac", "takeover", "-n", "demo"]).ok();
     assert!(yaml.stdout.contains("kind: Role") && !yaml.stdout.contains("ClusterRole"), "{}", yaml.stdout);
 }

@@ -53,17 +53,26 @@ async fn main() {
     }
 }
 
-fn store<K>(api: Api<K>) -> Store<K>
+/// Keeps `writer`'s store in step with `api`, in the background.
+fn follow<K>(api: Api<K>, writer: reflector::store::Writer<K>)
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    let (store, writer) = reflector::store();
     let stream = reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         .touched_objects()
         .for_each(|_| futures::future::ready(()));
     tokio::spawn(stream);
+}
+
+fn store<K>(api: Api<K>) -> Store<K>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (store, writer) = reflector::store();
+    follow(api, writer);
     store
 }
 
@@ -72,11 +81,7 @@ fn dynamic_store(client: &Client, kind: &str) -> Store<DynamicObject> {
     let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
     let writer = reflector::store::Writer::new(ar);
     let store = writer.as_reader();
-    let stream = reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects()
-        .for_each(|_| futures::future::ready(()));
-    tokio::spawn(stream);
+    follow(api, writer);
     store
 }
 

@@ -20,7 +20,9 @@ pub enum ModeArg {
 #[derive(Args, Debug)]
 #[command(
     after_help = "Prints objects for kubectl apply; bind them with a RoleBinding (and a ClusterRoleBinding \
-for list-all and init).
+for list-all and init). shift-gated and analyze also get a Role in Prometheus's namespace (istio-system \
+with client routing, kubesphere-monitoring-system with KubeSphere's) allowing `get services/proxy` on \
+that Prometheus alone; bind it there too.
 
 Examples:
   # What an on-call engineer needs to take over and look at tasks in bookinfo

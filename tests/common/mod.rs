@@ -220,8 +220,13 @@ pub fn bookinfo(ns: &str) {
 
 /// bookinfo with a canary task `rc` of `reviews`: v2 with `replicas` pods at `weight` percent.
 pub fn canary_task(ns: &str, replicas: &str, weight: &str) {
+    canary_task_with(ns, replicas, weight, &[]);
+}
+
+/// `canary_task` with more `create` flags (an image, ...).
+pub fn canary_task_with(ns: &str, replicas: &str, weight: &str, extra: &[&str]) {
     bookinfo(ns);
-    grayscale(&[
+    let mut args = vec![
         "create",
         "canary",
         "rc",
@@ -235,8 +240,9 @@ pub fn canary_task(ns: &str, replicas: &str, weight: &str) {
         replicas,
         "--weight",
         weight,
-    ])
-    .ok();
+    ];
+    args.extend_from_slice(extra);
+    grayscale(&args).ok();
 }
 
 /// A composed app in the KubeSphere shape: Service `svc` and Deployment `svc-v1`.
