@@ -336,9 +336,23 @@ pub async fn update_and_route(
     edit: Edit<'_>,
     make: impl Fn(&Strategy) -> Result<Change>,
 ) -> Result<(Updated, RoutedBy)> {
+    update_and_route_noting(kube, ns, name, edit, make, &std::cell::Cell::new(false)).await
+}
+
+/// `update_and_route`, setting `task_written` once the task's write is confirmed, so that a
+/// caller whose deadline cuts it short can say what was applied.
+pub async fn update_and_route_noting(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    edit: Edit<'_>,
+    make: impl Fn(&Strategy) -> Result<Change>,
+    task_written: &std::cell::Cell<bool>,
+) -> Result<(Updated, RoutedBy)> {
     let choice = edit.choice;
     let read_vs = choice != RoutingChoice::Kubesphere;
     let updated = update_task(kube, ns, name, &edit, read_vs, make).await?;
+    task_written.set(updated.changed);
     let start = if updated.changed {
         Some((updated.after.clone(), updated.vs.clone()))
     } else if read_vs {

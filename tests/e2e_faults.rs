@@ -154,3 +154,40 @@ fn a_takeover_past_its_deadline_says_what_was_applied_and_how_to_finish() {
     assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
     assert_eq!(get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap()["spec"]["governor"], "v1");
 }
+
+#[test]
+fn a_change_past_its_deadline_says_what_was_applied_and_how_to_finish() {
+    let ns = Namespace::new("f-change-deadline");
+    let n = ns.name.as_str();
+    canary(n);
+    let proxy = Proxy::start("admin");
+    // The routing write never answers: the task was written, its routing was not.
+    proxy.rules(json!([{"method": "PATCH", "path": "/virtualservices/", "fault": "blackhole"}]));
+    let r = proxy.grayscale(&["shift", "rc", "-n", n, "--weight", "50", "--timeout", "3s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("shift did not finish within 3s: task rc was changed, but its routing was not written"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(&format!("kubectl grayscale sync rc -n {n}")), "{}", r.stderr);
+    assert!(!proxy.seen("black hole").is_empty());
+    assert_eq!(weights(n), (50, 50), "as the message says, the task was written");
+    grayscale(&["sync", "rc", "-n", n]).ok();
+    let vs = get(n, "virtualservice", "reviews").unwrap();
+    assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 50, "and sync finishes the job");
+
+    // The task's write never answers: nothing was confirmed, and nothing was written.
+    proxy.rules(json!([{"method": "PATCH", "path": "/strategies/", "fault": "blackhole"}]));
+    let journal = journal_len(n);
+    let r = proxy.grayscale(&["mirror", "rc", "-n", n, "--on", "--timeout", "2s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("mirror did not finish within 2s: no change to task rc was confirmed"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(&format!("kubectl grayscale history rc -n {n}")), "{}", r.stderr);
+    assert_eq!(journal_len(n), journal, "nothing was written");
+}

@@ -149,7 +149,16 @@ impl Run<'_> {
         let (name, ns) = (&self.args.name, &self.ns);
         let went = match self.args.on_failure {
             OnFailure::Back => {
-                set_weight(self.ctx, &self.kube, ns, name, healthy, self.args.routing).await?;
+                set_weight(
+                    self.ctx,
+                    &self.kube,
+                    ns,
+                    name,
+                    healthy,
+                    self.args.routing,
+                    self.args.deadline.timeout,
+                )
+                .await?;
                 format!("went back to {healthy}% for {}", self.new)
             }
             OnFailure::Takeover => {
@@ -210,7 +219,7 @@ pub async fn run(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
     let table = |h: &[(u8, Evidence)]| analyst.as_ref().map(|a| report(h, a));
     let (mut healthy, mut at) = (start, start);
     for (i, w) in plan.iter().copied().enumerate() {
-        set_weight(ctx, &kube, &ns, &name, w, args.routing).await?;
+        set_weight(ctx, &kube, &ns, &name, w, args.routing, args.deadline.timeout).await?;
         at = w;
         bar.step(w);
         let last = i + 1 == plan.len();

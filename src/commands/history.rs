@@ -66,11 +66,13 @@ pub struct UndoArgs {
     /// Who writes the routing objects (see the README).
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
+    #[command(flatten)]
+    pub deadline: super::change::Deadline,
 }
 
 pub async fn undo(ctx: &Context, args: UndoArgs) -> Result<()> {
     let name = args.name.clone();
-    super::change::change_and_route(ctx, &args.name, Journal::Pop, args.routing, move |s| {
+    super::change::change_and_route(ctx, &args.name, Journal::Pop, args.routing, args.deadline, move |s| {
         let last = journal::read(s).pop().ok_or_else(|| Error::Ineligible {
             what: format!("task {name} has no journaled change to undo"),
             hint: format!("see its changes with: kubectl grayscale history {name}"),

@@ -67,6 +67,8 @@ pub struct MatchArgs {
     /// Who writes the routing objects (see the README).
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
+    #[command(flatten)]
+    pub deadline: super::change::Deadline,
 }
 
 pub async fn run(ctx: &Context, args: MatchArgs) -> Result<()> {
@@ -92,9 +94,14 @@ pub async fn run(ctx: &Context, args: MatchArgs) -> Result<()> {
             }
         }
     };
-    super::change::change_and_route(ctx, &args.name, Journal::Push("match"), args.routing, move |_| {
-        Ok(change.clone())
-    })
+    super::change::change_and_route(
+        ctx,
+        &args.name,
+        Journal::Push("match"),
+        args.routing,
+        args.deadline,
+        move |_| Ok(change.clone()),
+    )
     .await?;
     Ok(())
 }

@@ -31,6 +31,8 @@ pub struct MirrorArgs {
     /// Who writes the routing objects (see the README).
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
+    #[command(flatten)]
+    pub deadline: super::change::Deadline,
 }
 
 pub async fn run(ctx: &Context, args: MirrorArgs) -> Result<()> {
@@ -40,9 +42,14 @@ pub async fn run(ctx: &Context, args: MirrorArgs) -> Result<()> {
         return Err(Error::invalid("--percent", format!("{p} must be between 0 and 100")));
     }
     let change = Change::Mirror { on: args.on, percent: args.percent };
-    super::change::change_and_route(ctx, &args.name, Journal::Push("mirror"), args.routing, move |_| {
-        Ok(change.clone())
-    })
+    super::change::change_and_route(
+        ctx,
+        &args.name,
+        Journal::Push("mirror"),
+        args.routing,
+        args.deadline,
+        move |_| Ok(change.clone()),
+    )
     .await?;
     Ok(())
 }

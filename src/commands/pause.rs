@@ -21,20 +21,32 @@ pub struct PauseArgs {
     /// Who writes the routing objects (see the README).
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
+    #[command(flatten)]
+    pub deadline: super::change::Deadline,
 }
 
 pub async fn pause(ctx: &Context, args: PauseArgs) -> Result<()> {
-    super::change::change_and_route(ctx, &args.name, Journal::Push("pause"), args.routing, |_| {
-        Ok(Change::Pause)
-    })
+    super::change::change_and_route(
+        ctx,
+        &args.name,
+        Journal::Push("pause"),
+        args.routing,
+        args.deadline,
+        |_| Ok(Change::Pause),
+    )
     .await?;
     Ok(())
 }
 
 pub async fn resume(ctx: &Context, args: PauseArgs) -> Result<()> {
-    super::change::change_and_route(ctx, &args.name, Journal::Push("resume"), args.routing, |_| {
-        Ok(Change::Resume)
-    })
+    super::change::change_and_route(
+        ctx,
+        &args.name,
+        Journal::Push("resume"),
+        args.routing,
+        args.deadline,
+        |_| Ok(Change::Resume),
+    )
     .await?;
     Ok(())
 }

@@ -67,6 +67,9 @@ pub struct ShiftArgs {
     pub routing: RoutingChoice,
     #[command(flatten)]
     pub gate: GateArgs,
+    /// The deadline of one change (of each step with --to).
+    #[command(flatten)]
+    pub deadline: super::change::Deadline,
     /// What a failed gate or pod check does during a gradual shift.
     #[arg(long, value_enum, default_value_t = OnFailure::Back, requires = "to")]
     pub on_failure: OnFailure,
@@ -110,7 +113,7 @@ pub async fn run(ctx: &Context, args: ShiftArgs) -> Result<()> {
         in_range("--weight", w)?;
     }
     let (weight, by) = (args.weight, args.by);
-    change_and_route(ctx, &args.name, Journal::Push("shift"), args.routing, move |s| {
+    change_and_route(ctx, &args.name, Journal::Push("shift"), args.routing, args.deadline, move |s| {
         let target = match (weight, by) {
             (Some(w), _) => w,
             (None, Some(n)) => weight_of(s)? + n,
@@ -129,20 +132,22 @@ pub async fn set_weight(
     name: &str,
     w: u8,
     routing: RoutingChoice,
+    timeout: Duration,
 ) -> Result<Strategy> {
-    let (u, _) = ops::update_and_route(
+    let written = std::cell::Cell::new(false);
+    let warn = |w: &str| ctx.ui.warn(w);
+    let change = ops::update_and_route_noting(
         kube,
         ns,
         name,
-        ops::Edit {
-            journal: Journal::Push("shift"),
-            choice: routing,
-            preflight: false,
-            warn: &|w| ctx.ui.warn(w),
-        },
+        ops::Edit { journal: Journal::Push("shift"), choice: routing, preflight: false, warn: &warn },
         move |_| Ok(Change::Weight(w)),
-    )
-    .await?;
+        &written,
+    );
+    let (u, _) = match tokio::time::timeout(timeout, change).await {
+        Ok(r) => r?,
+        Err(_) => return Err(super::change::deadline_error("shift", name, ns, timeout, written.get())),
+    };
     if u.retries > 0 {
         ctx.ui.warn(&format!(
             "the task changed concurrently; re-applied on fresh state ({} retries)",

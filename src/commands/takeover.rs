@@ -46,9 +46,15 @@ pub struct TakeoverArgs {
 
 pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
     if args.restore {
-        super::change::change_and_route(ctx, &args.name, Journal::Push("restore"), args.routing, |_| {
-            Ok(Change::Restore)
-        })
+        let deadline = super::change::Deadline { timeout: args.timeout };
+        super::change::change_and_route(
+            ctx,
+            &args.name,
+            Journal::Push("restore"),
+            args.routing,
+            deadline,
+            |_| Ok(Change::Restore),
+        )
         .await?;
         return Ok(());
     }
