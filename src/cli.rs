@@ -102,7 +102,7 @@ pub enum Command {
     /// Show one task: versions, replicas, pods and traffic.
     #[command(visible_alias = "get")]
     Status(commands::status::StatusArgs),
-    /// Shift a canary's traffic: absolute, relative, or gradually with a health gate.
+    /// Shift a canary's traffic: absolute, relative, or gradually, gated on pod health and metrics.
     Shift(commands::shift::ShiftArgs),
     /// The old and the new version side by side from Prometheus: rate, success, latency, gates.
     Analyze(commands::analyze::AnalyzeArgs),
