@@ -48,6 +48,16 @@ fn canary_with(ns: &str, image: &str, weight: &str) {
     canary_task_with(ns, "1", weight, &["--image", &format!("reviews={image}")]);
 }
 
+/// A test of its own on the shared Prometheus: its namespace, with a canary of `image` at 10%.
+fn canary_test(prefix: &str, image: &str) -> (std::sync::RwLockReadGuard<'static, ()>, Namespace) {
+    let guard = shared();
+    let ns = Namespace::new(prefix);
+    canary_with(&ns.name, image, "10");
+    (guard, ns)
+}
+
+const HEALTHY: &str = "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0";
+
 fn task(ns: &str) -> Value {
     get(ns, "strategies.servicemesh.kubesphere.io", "rc").expect("task")
 }
@@ -105,10 +115,8 @@ fn analysis(ns: &str, extra: &[&str]) -> Value {
 
 #[test]
 fn a_healthy_version_is_shifted_to_100_with_every_gate_recorded() {
-    let _p = shared();
-    let ns = Namespace::new("g-healthy");
+    let (_p, ns) = canary_test("g-healthy", HEALTHY);
     let n = ns.name.as_str();
-    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
     let r =
         gated(n, &["--gate", "success-rate>=99", "--gate", "p99<=500ms", "--gate", "success-rate-delta>=-1"])
             .ok();
@@ -131,10 +139,8 @@ fn a_healthy_version_is_shifted_to_100_with_every_gate_recorded() {
 
 #[test]
 fn a_version_answering_5pct_errors_stops_at_the_first_step_and_goes_back() {
-    let _p = shared();
-    let ns = Namespace::new("g-errors");
+    let (_p, ns) = canary_test("g-errors", "registry.example.com/reviews:errors-5pct");
     let n = ns.name.as_str();
-    canary_with(n, "registry.example.com/reviews:errors-5pct", "10");
     let r = gated(n, &["--gate", "success-rate>=99", "--gate", "p99<=500ms"]);
     assert_eq!(r.code, 9, "{}", r.stderr);
     assert!(r.stderr.contains("step 1 (v2 at 55%): gate success-rate>=99: 9"), "{}", r.stderr);
@@ -150,10 +156,8 @@ fn a_version_answering_5pct_errors_stops_at_the_first_step_and_goes_back() {
 
 #[test]
 fn the_latency_gate_stops_a_slow_version() {
-    let _p = shared();
-    let ns = Namespace::new("g-slow");
+    let (_p, ns) = canary_test("g-slow", "registry.example.com/reviews:slow-800ms");
     let n = ns.name.as_str();
-    canary_with(n, "registry.example.com/reviews:slow-800ms", "10");
     let r = gated(n, &["--gate", "success-rate>=99", "--gate", "p99<=500ms"]);
     assert_eq!(r.code, 9, "{}", r.stderr);
     assert!(r.stderr.contains("gate p99<=500ms: 9"), "{}", r.stderr);
@@ -165,10 +169,8 @@ fn the_latency_gate_stops_a_slow_version() {
 
 #[test]
 fn on_failure_takeover_sends_all_traffic_to_the_old_version() {
-    let _p = shared();
-    let ns = Namespace::new("g-takeover");
+    let (_p, ns) = canary_test("g-takeover", "registry.example.com/reviews:errors-5pct");
     let n = ns.name.as_str();
-    canary_with(n, "registry.example.com/reviews:errors-5pct", "10");
     let r = gated(n, &["--gate", "success-rate>=99", "--on-failure", "takeover"]);
     assert_eq!(r.code, 9, "{}", r.stderr);
     assert!(r.stderr.contains("sent all traffic to v1 (take-over)"), "{}", r.stderr);
@@ -178,10 +180,8 @@ fn on_failure_takeover_sends_all_traffic_to_the_old_version() {
 
 #[test]
 fn too_little_traffic_waits_one_more_interval_then_fails() {
-    let _p = shared();
-    let ns = Namespace::new("g-quiet");
+    let (_p, ns) = canary_test("g-quiet", HEALTHY);
     let n = ns.name.as_str();
-    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
     // Two requests a second: far fewer than 20 in a 3 s window at any weight.
     kubectl(&["annotate", "service", "reviews", "-n", n, "sim-mesh.grayscale.kubectl.io/rps=2"]).ok();
     let r = gated(n, &["--gate", "success-rate>=99"]);
@@ -212,10 +212,8 @@ fn too_little_traffic_waits_one_more_interval_then_fails() {
 
 #[test]
 fn a_custom_gate_from_an_analysis_file_reads_prometheus_at_the_given_url() {
-    let _p = shared();
-    let ns = Namespace::new("g-custom");
+    let (_p, ns) = canary_test("g-custom", "registry.example.com/reviews:errors-5pct");
     let n = ns.name.as_str();
-    canary_with(n, "registry.example.com/reviews:errors-5pct", "10");
     let file = std::env::temp_dir().join(format!("{n}-analysis.yaml"));
     std::fs::write(
         &file,
@@ -296,10 +294,8 @@ fn analyze_shows_both_versions_side_by_side_as_text_and_json() {
 
 #[test]
 fn a_request_matched_canary_receives_only_the_matching_requests() {
-    let _p = shared();
-    let ns = Namespace::new("g-match");
+    let (_p, ns) = canary_test("g-match", HEALTHY);
     let n = ns.name.as_str();
-    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
     // sim-mesh's cycle of ten request profiles: two carry x-canary: true, three are Android.
     grayscale(&["match", "rc", "-n", n, "--header", "x-canary=true"]).ok();
     wait_for("the VirtualService to match", Duration::from_secs(30), || {
@@ -346,7 +342,7 @@ fn prometheus_down_before_the_first_step_refuses_with_nothing_written() {
     let _p = exclusive();
     let ns = Namespace::new("g-down");
     let n = ns.name.as_str();
-    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    canary_with(n, HEALTHY, "10");
     let _restart = Restart;
     local_cluster("stop-prometheus");
     let before = task(n)["metadata"]["resourceVersion"].clone();
@@ -425,7 +421,7 @@ fn shift_losing_prometheus(
     interval: &str,
 ) -> (std::process::Child, std::sync::mpsc::Receiver<String>, Vec<String>) {
     let n = ns.name.as_str();
-    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
+    canary_with(n, HEALTHY, "10");
     let (child, rx) = spawn_shift(n, interval);
     let mut seen = Vec::new();
     wait_line(&rx, &mut seen, "step: new version at 55%");
@@ -494,10 +490,8 @@ fn bad_gates_are_refused_before_any_request() {
 
 #[test]
 fn the_on_call_role_for_analyze_reads_prometheus_through_the_proxy_and_only_that() {
-    let _p = shared();
-    let ns = Namespace::new("g-rbac");
+    let (_p, ns) = canary_test("g-rbac", HEALTHY);
     let n = ns.name.as_str();
-    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
     let name = format!("gs-{n}");
     let roles =
         grayscale(&["rbac", "analyze", "--routing", "client", "--name", &name, "-n", n, "-o", "json"])
@@ -540,10 +534,8 @@ fn tmux(args: &[&str]) -> String {
 
 #[test]
 fn on_a_terminal_the_bar_shows_each_gates_latest_value() {
-    let _p = shared();
-    let ns = Namespace::new("g-tty");
+    let (_p, ns) = canary_test("g-tty", HEALTHY);
     let n = ns.name.as_str();
-    canary_with(n, "docker.io/istio/examples-bookinfo-reviews-v2:1.17.0", "10");
     let session = format!("gates-{}", std::process::id());
     let cmd = format!(
         "unset CI NO_COLOR; export KUBECONFIG={}; {BIN} shift rc -n {n} --to 100 --step 45 --interval 4s \
