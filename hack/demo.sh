@@ -36,7 +36,10 @@ run kubectl grayscale status reviews-canary -n "$NS"
 run kubectl grayscale list -n "$NS"
 
 step "Both versions side by side, from Prometheus (the simulated mesh's metrics)"
-run kubectl grayscale analyze reviews-canary -n "$NS" --window 10s --gate 'success-rate>=99' --gate 'p99<=500ms'
+# Right after the create the new version's window holds no samples yet: wait for the first
+# window with data rather than print dashes.
+run kubectl grayscale analyze reviews-canary -n "$NS" --window 10s --wait-for-data 60s \
+  --gate 'success-rate>=99' --gate 'p99<=500ms'
 
 if kubectl grayscale shift --help >/dev/null 2>&1; then
   step "Shift traffic to v2 in steps of 30% every 3 seconds, each step gated on success rate and p99"

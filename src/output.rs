@@ -221,11 +221,18 @@ pub fn age(secs: i64) -> String {
     }
 }
 
-/// Parses `90`, `90s`, `5m`, `1h30m`, `500ms`.
+/// The longest duration any flag takes. Past it a value is a typo, and far past it the
+/// deadline arithmetic (`Instant + Duration`) would overflow.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// Parses `90`, `90s`, `5m`, `1h30m`, `500ms`, up to [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
+    let not_a_duration = || format!("{s:?} is not a duration (e.g. 90s, 5m, 1h30m)");
+    let too_long = || format!("{s:?} is longer than 7 days, the most a duration may be");
     if let Ok(n) = s.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(n));
+        let d = std::time::Duration::from_secs(n);
+        return if d > MAX_DURATION { Err(too_long()) } else { Ok(d) };
     }
     let mut total = 0f64;
     let mut num = String::new();
@@ -244,18 +251,23 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
                 'h' => 3600.0,
                 'm' => 60.0,
                 's' => 1.0,
-                _ => return Err(format!("{s:?} is not a duration (e.g. 90s, 5m, 1h30m)")),
+                _ => return Err(not_a_duration()),
             }
         };
-        let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 90s, 5m, 1h30m)"))?;
+        let n: f64 = num.parse().map_err(|_| not_a_duration())?;
         total += n * unit;
         num.clear();
         any = true;
     }
     if !num.is_empty() || !any {
-        return Err(format!("{s:?} is not a duration (e.g. 90s, 5m, 1h30m)"));
+        return Err(not_a_duration());
     }
-    Ok(std::time::Duration::from_secs_f64(total))
+    // Only digits and dots reach `parse`, so `total` is never negative or NaN; a long run of
+    // digits makes it infinite, which the bound catches too.
+    if total > MAX_DURATION.as_secs_f64() {
+        return Err(too_long());
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| not_a_duration())
 }
 
 #[cfg(test)]
@@ -295,6 +307,17 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn durations_stop_at_seven_days() {
+        assert_eq!(parse_duration("168h").unwrap(), MAX_DURATION);
+        assert_eq!(parse_duration("604800").unwrap(), MAX_DURATION);
+        let digits = format!("{}s", "9".repeat(400));
+        for long in ["168h1ms", "604801", "99999999999999999999s", "18446744073709551615", &digits] {
+            let e = parse_duration(long).unwrap_err();
+            assert!(e.contains("7 days"), "{long}: {e}");
+        }
     }
 
     #[test]

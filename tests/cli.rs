@@ -15,7 +15,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-const COMMANDS: [&str; 16] = [
+const COMMANDS: [&str; 17] = [
     "version",
     "completion",
     "init",
@@ -32,6 +32,7 @@ const COMMANDS: [&str; 16] = [
     "history",
     "undo",
     "sync",
+    "gitops",
 ];
 
 #[test]
@@ -100,4 +101,56 @@ fn missing_files_in_kubeconfig_are_skipped_as_kubectl_does() {
     // The configuration loads; the (unreachable) server is what fails.
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("could not be reached"), "{err}");
+}
+
+/// No backtrace and no cluster: issue 17's inputs are refused before anything connects.
+fn refused_as_usage(args: &[&str]) -> String {
+    let (code, _, err) = run(args);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: {err}");
+    err
+}
+
+#[test]
+fn a_non_ascii_image_is_a_usage_error_naming_the_flag() {
+    let err =
+        refused_as_usage(&["create", "canary", "x", "--service", "s", "--version", "v2", "--image", "ñginx"]);
+    assert!(err.contains("--image: \"ñginx\" is not an image reference"), "{err}");
+}
+
+#[test]
+fn a_huge_duration_is_a_usage_error_naming_the_flag_and_the_limit() {
+    let err = refused_as_usage(&[
+        "create",
+        "canary",
+        "x",
+        "--service",
+        "s",
+        "--version",
+        "v2",
+        "--timeout",
+        "99999999999999999999s",
+    ]);
+    assert!(err.contains("--timeout") && err.contains("7 days"), "{err}");
+    for flag in ["--request-timeout", "--fail-after"] {
+        let err = refused_as_usage(&["create", "canary", "x", flag, "18446744073709551615"]);
+        assert!(err.contains(flag) && err.contains("7 days"), "{err}");
+    }
+}
+
+/// kubectl's split: a command's own flags, then the flags every command takes.
+#[test]
+fn help_lists_a_commands_own_flags_before_the_global_ones() {
+    for (command, own) in [("shift", "--weight"), ("create", "--image")] {
+        for help in ["--help", "-h"] {
+            let (code, out, _) = run(&[command, help]);
+            assert_eq!(code, 0, "{command} {help}");
+            let at = |s: &str| out.find(s).unwrap_or_else(|| panic!("{command} {help} lacks {s}:\n{out}"));
+            assert!(at("Options:") < at(own), "{command} {help}");
+            assert!(at(own) < at("Global options:"), "{command} {help}");
+            for global in ["--kubeconfig", "--context", "-n, --namespace", "--request-timeout"] {
+                assert!(at("Global options:") < at(global), "{command} {help}: {global}");
+            }
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Conformance with KubeSphere 3.3's own routing controllers (`../shared/peers/kubesphere-3.3/`,
 //! the team's test tooling beside the repository), run on a second local control plane with the
-//! upstream CRDs. Where the peer is not there, each test says so in one line and checks nothing;
-//! `hack/test.sh` then prints that the suite did not run.
+//! upstream CRDs. Where build.rs does not find the peer, every test is compiled as ignored with
+//! that reason (cargo lists them as ignored, never as passed) and `hack/test.sh` says the suite
+//! did not run; where it finds it, a peer that cannot start fails every test.
 //!
 //! - KubeSphere routing: the plugin detects the peer, each verb exits 0, and what the peer
 //!   writes reaches the traffic the task intends.
@@ -20,16 +21,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-
-fn peer_plane() -> Option<&'static Plane> {
-    let p = kubesphere_plane();
-    if p.is_none() {
-        eprintln!(
-            "the KubeSphere conformance suite did not run: ../shared/peers/kubesphere-3.3/ is not beside the repository"
-        );
-    }
-    p
-}
 
 struct Ns {
     p: &'static Plane,
@@ -240,8 +231,9 @@ fn create(ns: &Ns, args: &[&str]) {
 }
 
 #[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
 fn kubesphere_routing_is_detected_and_every_verb_reaches_the_intended_traffic() {
-    let Some(p) = peer_plane() else { return };
+    let p = kubesphere_plane();
     let ns = Ns::new(p, "ks-verbs");
     ns.app("reviews", "v1", &[("http-web", 9080)]);
     create(&ns, &["canary", "rc", "--service", "reviews", "--version", "v2", "--weight", "20"]);
@@ -292,8 +284,9 @@ fn kubesphere_routing_is_detected_and_every_verb_reaches_the_intended_traffic() 
 }
 
 #[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
 fn a_default_blue_green_create_exits_once_kubesphere_routes_it() {
-    let Some(p) = peer_plane() else { return };
+    let p = kubesphere_plane();
     let ns = Ns::new(p, "ks-bg");
     ns.app("reviews", "v1", &[("http-web", 9080)]);
     let r =
@@ -308,8 +301,9 @@ fn a_default_blue_green_create_exits_once_kubesphere_routes_it() {
 }
 
 #[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
 fn client_routing_equals_the_peer_on_one_http_port_for_every_task_type() {
-    let Some(p) = peer_plane() else { return };
+    let p = kubesphere_plane();
     for (kind, extra) in [
         ("canary", vec!["--weight", "20"]),
         ("canary", vec!["--header", "x-beta=1", "--uri-prefix", "/api"]),
@@ -327,8 +321,9 @@ fn client_routing_equals_the_peer_on_one_http_port_for_every_task_type() {
 }
 
 #[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
 fn client_routing_equals_the_peer_on_mixed_protocol_ports() {
-    let Some(p) = peer_plane() else { return };
+    let p = kubesphere_plane();
     let ns = Ns::new(p, "ks-mixed");
     ns.app("cart", "v1", &[("http-web", 8080), ("grpc-api", 9090), ("tcp-admin", 7000)]);
     create(&ns, &["canary", "cc", "--service", "cart", "--version", "v2", "--weight", "30"]);
@@ -341,8 +336,9 @@ fn client_routing_equals_the_peer_on_mixed_protocol_ports() {
 /// the governor on its own port. (KubeSphere's own unit test names its port `HTTP-1`; a real
 /// API server refuses upper-case port names, so the live case is lower-case.)
 #[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
 fn a_governor_differs_only_where_the_readme_says() {
-    let Some(p) = peer_plane() else { return };
+    let p = kubesphere_plane();
     let ns = Ns::new(p, "ks-gov");
     ns.app("cart", "v1", &[("http-1", 80), ("grpc-1", 81), ("mysql-1", 82)]);
     create(&ns, &["canary", "cc", "--service", "cart", "--version", "v2", "--weight", "30"]);
@@ -364,8 +360,9 @@ fn a_governor_differs_only_where_the_readme_says() {
 /// Deliberate difference: a principal such as `v1.0` routes under the plugin (destinations are
 /// normalised like subset names); KubeSphere keeps every port on its default route.
 #[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
 fn a_dotted_principal_routes_only_under_the_plugin() {
-    let Some(p) = peer_plane() else { return };
+    let p = kubesphere_plane();
     let ns = Ns::new(p, "ks-dot");
     ns.app("reviews", "v1.0", &[("http-web", 9080)]);
     let r = ns
@@ -401,8 +398,9 @@ fn a_dotted_principal_routes_only_under_the_plugin() {
 /// Deliberate difference: KubeSphere carries the mirror of the last unnamed route into later
 /// task routes; the plugin's routes mirror only while the task does.
 #[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
 fn a_mirror_turned_off_is_modelled_as_kubesphere_keeps_it() {
-    let Some(p) = peer_plane() else { return };
+    let p = kubesphere_plane();
     let ns = Ns::new(p, "ks-mirror");
     ns.app("reviews", "v1", &[("http-web", 9080)]);
     create(&ns, &["canary", "rc", "--service", "reviews", "--version", "v2", "--weight", "20"]);
@@ -416,8 +414,9 @@ fn a_mirror_turned_off_is_modelled_as_kubesphere_keeps_it() {
 }
 
 #[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
 fn client_routing_equals_the_peer_for_cookie_and_client_os_matches_and_a_mirror_percentage() {
-    let Some(p) = peer_plane() else { return };
+    let p = kubesphere_plane();
     for extra in [vec!["--cookie", "beta=1"], vec!["--os", "android,ios", "--header-regex", "x-user=^a.*"]] {
         let ns = Ns::new(p, "ks-match");
         ns.app("reviews", "v1", &[("http-web", 9080)]);
@@ -446,8 +445,9 @@ fn client_routing_equals_the_peer_for_cookie_and_client_os_matches_and_a_mirror_
 /// A task written as the console writes it (tests/fixtures/console-canary.yaml), operated from
 /// the CLI with KubeSphere routing, and ended keeping the old version.
 #[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
 fn a_console_written_task_is_operated_and_ended_keeping_the_old_version() {
-    let Some(p) = peer_plane() else { return };
+    let p = kubesphere_plane();
     let ns = Ns::new(p, "ks-console");
     let yaml = composed_app_yaml("bookinfo", "reviews", "v1", &[("http-web", 9080)], 2, "example/app:1");
     kubectl_in(p, &["apply", "-n", &ns.name, "-f", "-"], Some(&yaml)).ok();

@@ -412,7 +412,7 @@ fn no_wait_leaves_routing_on_the_old_version_until_sync() {
 }
 
 #[test]
-fn a_canary_create_on_a_one_port_service_makes_exactly_thirteen_requests() {
+fn a_canary_create_on_a_one_port_service_makes_exactly_sixteen_requests() {
     let ns = Namespace::new("requests");
     bookinfo(&ns.name);
     let n = ns.name.as_str();
@@ -425,18 +425,21 @@ fn a_canary_create_on_a_one_port_service_makes_exactly_thirteen_requests() {
     show("canary create", &reqs);
     let mut got: Vec<String> = reqs.iter().map(|e| e.short()).collect();
     got.sort();
-    // The README's budget: 5 reads, the permission check, pin routing (2), 2 creates, 1 watch,
-    // route (2).
+    // The README's budget: 5 reads, who else owns the route (2), the permission check, pin
+    // routing (2), 2 creates, the task's Event, 1 watch, route (2). No "who am I" under --as.
     assert_eq!(
         got,
         [
             "create deployments",
+            "create events",
             "create selfsubjectrulesreviews",
             "create strategies",
             "get applications",
+            "get destinationrules",
             "get services",
             "get virtualservices",
             "list deployments",
+            "list rollouts",
             "list strategies",
             "patch destinationrules",
             "patch destinationrules",

@@ -24,11 +24,14 @@ fn journal_len(ns: &str) -> usize {
 }
 
 #[test]
-fn takeover_stays_at_three_requests_with_300_ms_added_to_every_round_trip() {
+fn takeover_stays_at_three_rounds_and_its_record_with_300_ms_added_to_every_round_trip() {
     let ns = Namespace::new("f-latency");
     let n = ns.name.as_str();
     canary(n);
     let proxy = Proxy::start("admin");
+    // As an on-call engineer would: a look at the task first (which also caches its identity).
+    proxy.grayscale(&["status", "rc", "-n", n]).ok();
+    let looked = proxy.seen("-> forwarded").len();
     proxy.rules(json!([{"latency_ms": 300}]));
     let audit = Audit::mark();
     let mut args = vec!["takeover", "rc", "-n", n, "--version", "v1"];
@@ -36,9 +39,36 @@ fn takeover_stays_at_three_requests_with_300_ms_added_to_every_round_trip() {
     let start = Instant::now();
     proxy.grayscale(&args).ok();
     eprintln!("takeover through 300 ms of latency: {:?}", start.elapsed());
-    let got: Vec<String> = audit.requests().iter().map(|e| e.short()).collect();
-    assert_eq!(got, ["get strategies", "patch strategies", "patch virtualservices"]);
-    assert_eq!(proxy.seen("-> forwarded").len(), 3, "no request outside the three: {:?}", proxy.seen(""));
+    assert_rounds(
+        &audit.requests(),
+        &[READ_ROUND, &["patch strategies"], &["patch virtualservices"], &["create events"]],
+    );
+    let seen = proxy.seen("-> forwarded").len() - looked;
+    assert_eq!(seen, 9, "no request outside the nine: {:?}", proxy.seen(""));
+}
+
+#[test]
+fn a_write_that_landed_but_answered_500_504_or_503_is_checked_not_applied_twice() {
+    let ns = Namespace::new("f-5xx");
+    let n = ns.name.as_str();
+    canary(n);
+    let proxy = Proxy::start("admin");
+    // (answer after the write, weight after +10). A 503 is retried by the client: the second
+    // PATCH carries the first's resourceVersion and conflicts with the write that landed.
+    let cases = [(500, 30), (504, 40), (503, 50)];
+    for (status, want) in cases {
+        proxy.rules(
+            json!([{"method": "PATCH", "path": "/strategies/rc", "after_status": status, "times": 1}]),
+        );
+        let before = journal_len(n);
+        let r = proxy.grayscale(&["shift", "rc", "-n", n, "--by", "+10"]);
+        assert_eq!(r.code, 0, "{status}: {}", r.stderr);
+        assert_eq!(proxy.seen(&format!("answered {status}")).len(), 1, "{status}: {:?}", proxy.seen(""));
+        assert_eq!(weights(n), (100 - want, want), "{status}: +10 once, not twice");
+        assert_eq!(journal_len(n), before + 1, "{status}");
+        let vs = get(n, "virtualservice", "reviews").unwrap();
+        assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], want, "{status}");
+    }
 }
 
 #[test]

@@ -293,6 +293,59 @@ fn analyze_shows_both_versions_side_by_side_as_text_and_json() {
 }
 
 #[test]
+fn analyze_right_after_a_create_waits_for_the_first_window_with_data() {
+    let _p = shared();
+    let ns = Namespace::new("g-first");
+    let n = ns.name.as_str();
+    canary_with(n, HEALTHY, "30");
+    let args = ["analyze", "rc", "-n", n, "--window", "10s", "--wait-for-data", "60s", "-o", "json"];
+    let v = grayscale(&args).ok().json();
+    for s in v["versions"].as_array().unwrap() {
+        assert!(s["requestsPerSecond"].as_f64().is_some(), "{} waited for data: {v}", s["version"]);
+    }
+    assert!(v.get("noData").is_none(), "{v}");
+}
+
+#[test]
+fn analyze_says_why_a_version_has_no_data_and_when_it_will() {
+    let _p = shared();
+    let ns = Namespace::new("g-nodata");
+    let n = ns.name.as_str();
+    // v2 at 0%: no request ever reaches it.
+    canary_with(n, HEALTHY, "0");
+    let analyze = |extra: &[&str]| {
+        let mut a = vec!["analyze", "rc", "-n", n, "-o", "json"];
+        a.extend_from_slice(extra);
+        grayscale(&a).ok().json()
+    };
+    let v = poll("v1's data in Prometheus", Duration::from_secs(60), || {
+        let v = analyze(&["--window", "10s"]);
+        v["versions"][0]["requestsPerSecond"].as_f64().is_some().then_some(v)
+    });
+    assert_eq!(v["versions"][1]["requestsPerSecond"], Value::Null, "{v}");
+    assert_eq!(v["noData"].as_array().unwrap().len(), 1, "only v2: {v}");
+    let why = v["noData"][0].as_str().unwrap();
+    assert!(why.starts_with("v2: no request to it has reached Prometheus yet"), "{why}");
+    assert!(why.contains("one scrape interval (1s)"), "the plane scrapes every second: {why}");
+
+    // A window no longer than the scrape interval never holds two samples: said for both.
+    let v = analyze(&["--window", "1s"]);
+    let notes: Vec<&str> = v["noData"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    assert_eq!(notes.len(), 2, "{v}");
+    assert!(
+        notes.iter().all(|x| x.contains("Prometheus scrapes every 1s") && x.contains("at least 2s")),
+        "{notes:?}"
+    );
+
+    // Waiting gives up at its bound, and still says why.
+    let v = analyze(&["--window", "10s", "--wait-for-data", "2s"]);
+    assert!(v["versions"][0]["requestsPerSecond"].as_f64().is_some(), "{v}");
+    assert!(v["noData"][0].as_str().unwrap().starts_with("v2: no request"), "{v}");
+    let text = grayscale(&["analyze", "rc", "-n", n, "--window", "10s"]).ok().stdout;
+    assert!(text.contains("\nNo data: v2: no request to it has reached Prometheus yet"), "{text}");
+}
+
+#[test]
 fn a_request_matched_canary_receives_only_the_matching_requests() {
     let (_p, ns) = canary_test("g-match", HEALTHY);
     let n = ns.name.as_str();

@@ -96,7 +96,7 @@ fn bad_operations_are_refused_and_write_nothing() {
 }
 
 #[test]
-fn takeover_sends_every_port_to_the_version_in_exactly_three_requests() {
+fn takeover_sends_every_port_to_the_version_in_three_rounds_then_records_it_in_a_fourth() {
     let ns = Namespace::new("takeover");
     let n = ns.name.as_str();
     composed_app(
@@ -115,17 +115,32 @@ fn takeover_sends_every_port_to_the_version_in_exactly_three_requests() {
     let r = grayscale(&args).ok();
     let reqs = audit.requests();
     show("takeover", &reqs);
-    // Exactly these, in this order: no discovery (/api, /apis, /version), no other read.
-    let got: Vec<String> = reqs.iter().map(|e| e.short()).collect();
-    assert_eq!(got, ["get strategies", "patch strategies", "patch virtualservices"], "{reqs:#?}");
-    assert!(reqs.iter().all(|e| e.code == 200), "{reqs:#?}");
+    // Exactly these: one round of parallel reads (what the checks rely on), the task, the
+    // VirtualService, and only then the Event that records it. No discovery (/api, /apis,
+    // /version), no other read, no "who am I" under --as; the DestinationRule already has v1's
+    // subset, so it is not written.
+    assert_rounds(
+        &reqs,
+        &[READ_ROUND, &["patch strategies"], &["patch virtualservices"], &["create events"]],
+    );
+    // Rollouts are listed whether or not their CRD is installed (404 when it is not, as on a
+    // plane where no test installed it yet).
+    let fine = |e: &AuditEvent| match (e.verb.as_str(), e.resource.as_str()) {
+        ("create", _) => e.code == 201,
+        ("list", "rollouts") => e.code == 200 || e.code == 404,
+        _ => e.code == 200,
+    };
+    assert!(reqs.iter().all(fine), "{reqs:#?}");
     assert_eq!(r.stdout, "task cc: v1 60% v2 40% -> v1 100% v2 0% (takeover)\n");
     let s = strategy(n, "cc").unwrap();
     assert_eq!(s["spec"]["governor"], "v1");
     let vs = get(n, "virtualservice", "cart").unwrap();
-    let to_v1 = json!([{"destination": {"host": "cart", "subset": "v1"}, "weight": 100}]);
-    assert_eq!(vs["spec"]["http"], json!([{"route": to_v1}]));
-    assert_eq!(vs["spec"]["tcp"], json!([{"match": [], "route": to_v1}]));
+    let to = |port: u16| json!([{"destination": {"host": "cart", "subset": "v1", "port": {"number": port}}, "weight": 100}]);
+    assert_eq!(
+        vs["spec"]["http"],
+        json!([{"match": [{"port": 8080}], "route": to(8080)}, {"match": [{"port": 9090}], "route": to(9090)}])
+    );
+    assert_eq!(vs["spec"]["tcp"], json!([{"match": [{"port": 7000}], "route": to(7000)}]));
     // Restore: the task's own routes, per port, again.
     grayscale(&["takeover", "cc", "-n", n, "--restore"]).ok();
     let s = strategy(n, "cc").unwrap();
@@ -250,6 +265,10 @@ fn every_change_is_journaled_and_undo_reverts_the_last() {
     assert_eq!(entries[1]["to"]["governor"], "v2");
     let table = grayscale(&["history", "rc", "-n", n]).ok();
     assert!(table.stdout.contains("v1 90% v2 10%"), "{}", table.stdout);
+    // The table shows ages; -o json keeps the stamps.
+    let stamp = entries[0]["at"].as_str().unwrap();
+    assert!(stamp.contains('T') && !table.stdout.contains(stamp), "{}", table.stdout);
+    assert!(table.stdout.lines().next().unwrap().contains("AGE"), "{}", table.stdout);
     grayscale(&["undo", "rc", "-n", n]).ok();
     assert_eq!(weights(n, "rc"), (60, 40));
     assert_eq!(strategy(n, "rc").unwrap()["spec"]["governor"].as_str().unwrap_or(""), "");
@@ -570,7 +589,7 @@ fn verbosity_six_logs_every_request_and_eight_their_bodies() {
 }
 
 #[test]
-fn a_shift_makes_exactly_the_eight_requests_the_readme_lists() {
+fn a_shift_makes_exactly_the_nine_requests_the_readme_lists() {
     let ns = Namespace::new("budget");
     let n = ns.name.as_str();
     canary(n, "20");
@@ -580,19 +599,21 @@ fn a_shift_makes_exactly_the_eight_requests_the_readme_lists() {
     grayscale(&args).ok();
     let reqs = audit.requests();
     show("shift", &reqs);
-    let got: Vec<String> = reqs.iter().map(|e| e.short()).collect();
-    assert_eq!(
-        got,
-        [
-            "get strategies",
-            "get virtualservices",
-            "create selfsubjectrulesreviews",
-            "patch strategies",
-            "get services",
-            "list pods",
-            "patch destinationrules",
-            "patch virtualservices",
+    assert_rounds(
+        &reqs,
+        &[
+            &[
+                "get strategies",
+                "get services",
+                "get virtualservices",
+                "get destinationrules",
+                "list pods",
+                "list rollouts",
+                "create selfsubjectrulesreviews",
+            ],
+            &["patch strategies"],
+            &["patch virtualservices"],
+            &["create events"],
         ],
-        "{reqs:#?}"
     );
 }

@@ -7,7 +7,8 @@
 //!   "status": 429, "retry_after": 1, "fault": "reset-before", "times": 1}]}`
 //!
 //! `fault`: `reset-before` (close the connection, nothing forwarded), `reset-after` (forward,
-//! then close without the answer), `blackhole` (never answer), `stall` (forward, send the
+//! then close without the answer), `after_status` (forward, then answer that code instead),
+//! `blackhole` (never answer), `stall` (forward, send the
 //! answer's headers, then nothing: a stalled watch). `status` answers that code without
 //! forwarding. `times` limits how often a rule applies (per content of the file). Every
 //! request is printed on stdout as `METHOD PATH -> what was done`.
@@ -63,6 +64,9 @@ struct Rule {
     #[serde(default)]
     jitter_ms: u64,
     status: Option<u16>,
+    /// Forwards the request, then answers this code instead of the server's answer: a write
+    /// that landed although its answer says it failed.
+    after_status: Option<u16>,
     retry_after: Option<u64>,
     fault: Option<String>,
     times: Option<u32>,
@@ -152,6 +156,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         _ => {}
     }
     let res = forward(&state, req).await?;
+    if let Some(status) = rule.after_status {
+        log(&format!("forwarded ({}), answered {status}", res.status()));
+        return Ok(empty(status, rule.retry_after));
+    }
     match rule.fault.as_deref() {
         Some("reset-after") => {
             log(&format!("forwarded ({}), answer lost", res.status()));

@@ -142,6 +142,18 @@ impl Prometheus {
         self.client.request_text(req).await
     }
 
+    /// The global scrape interval of Prometheus's configuration (its default, 1m, where the
+    /// configuration sets none); None where the configuration cannot be read. Jobs may scrape
+    /// at their own pace: what is said from it is "about".
+    pub async fn scrape_interval(&self) -> Option<Duration> {
+        let req = Request::get(format!("{}/api/v1/status/config", self.base)).body(Vec::new()).ok()?;
+        let text = self.client.request_text(req).await.ok()?;
+        let answer: Value = serde_json::from_str(&text).ok()?;
+        let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(answer["data"]["yaml"].as_str()?).ok()?;
+        let interval = config.get("global").and_then(|g| g.get("scrape_interval")).and_then(|v| v.as_str());
+        crate::output::parse_duration(interval.unwrap_or("1m")).ok()
+    }
+
     /// One number, or none when there is no data (no series, or NaN).
     pub async fn query(&self, q: &str) -> Result<Option<f64>> {
         let text = self

@@ -56,11 +56,22 @@ pub fn retryable(method: &Method, status: Option<StatusCode>) -> bool {
     }
 }
 
-/// The pause before attempt `n` (from 1): the server's `Retry-After` if it gave one, else
-/// 100 ms doubling; never more than ten seconds.
-pub fn pause(n: u32, retry_after: Option<&str>) -> Duration {
+/// The client's own pauses between attempts: from 200 ms, doubling, jittered.
+fn pauses() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(MAX_WAIT)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// The pause before the next attempt: the server's `Retry-After` if it gave one, else the next
+/// of the client's own; never more than ten seconds.
+pub fn pause(own: Option<Duration>, retry_after: Option<&str>) -> Duration {
     let server = retry_after.and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
-    server.unwrap_or(Duration::from_millis(100u64 << n.min(6))).min(MAX_WAIT)
+    server.or(own).unwrap_or(MAX_WAIT).min(MAX_WAIT)
 }
 
 fn copy(req: &Request<Body>) -> Option<Request<Body>> {
@@ -95,8 +106,9 @@ where
         Box::pin(async move {
             let method = req.method().clone();
             let mut spare = copy(&req);
+            let mut own = pauses();
             let mut result = inner.call(req).await;
-            for n in 1..ATTEMPTS {
+            for _ in 1..ATTEMPTS {
                 let (status, after) = match &result {
                     Ok(r) => (
                         Some(r.status()),
@@ -110,7 +122,7 @@ where
                 let Some(again) = spare.take() else { break };
                 spare = copy(&again);
                 tracing::info!("{method} {}: retrying after {status:?}", again.uri().path());
-                tokio::time::sleep(pause(n, after.as_deref())).await;
+                tokio::time::sleep(pause(own.next(), after.as_deref())).await;
                 let mut svc = inner.clone();
                 futures::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
                 result = svc.call(again).await;
@@ -139,10 +151,13 @@ mod tests {
 
     #[test]
     fn pauses_grow_honour_retry_after_and_stay_bounded() {
-        assert_eq!(pause(1, None), Duration::from_millis(200));
-        assert_eq!(pause(2, None), Duration::from_millis(400));
-        assert_eq!(pause(1, Some("2")), Duration::from_secs(2));
-        assert_eq!(pause(1, Some("3600")), MAX_WAIT);
-        assert_eq!(pause(9, None), Duration::from_millis(6400));
+        let own: Vec<Duration> = pauses().take(8).collect();
+        assert!(own[0] >= Duration::from_millis(200) && own[0] < Duration::from_millis(400), "{own:?}");
+        assert!(own.windows(2).all(|w| w[1] >= w[0] / 2), "growing, jitter aside: {own:?}");
+        assert!(own.iter().all(|p| *p <= MAX_WAIT * 2), "{own:?}");
+        assert_eq!(pause(Some(Duration::from_millis(300)), None), Duration::from_millis(300));
+        assert_eq!(pause(Some(Duration::from_millis(300)), Some("2")), Duration::from_secs(2));
+        assert_eq!(pause(None, Some("3600")), MAX_WAIT);
+        assert_eq!(pause(Some(Duration::from_secs(60)), None), MAX_WAIT);
     }
 }

@@ -23,7 +23,18 @@ pub struct PodWatch {
     ns: String,
     resource_version: String,
     stream: Option<BoxStream<'static, kube::Result<WatchEvent<Pod>>>>,
-    failures: u32,
+    pauses: backon::ExponentialBackoff,
+}
+
+/// Growing pauses between reconnects: 100 ms doubling to 2 s, jittered.
+fn reconnect_pauses() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(100))
+        .with_max_delay(std::time::Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// Errors worth waiting out: the connection, or the server saying it is busy or restarting.
@@ -47,7 +58,7 @@ pub fn pod_events_from(kube: &Kube, ns: &str, selector: &str, resource_version: 
         ns: ns.to_string(),
         resource_version: resource_version.to_string(),
         stream: None,
-        failures: 0,
+        pauses: reconnect_pauses(),
     }
 }
 
@@ -57,7 +68,7 @@ impl PodWatch {
             if self.stream.is_none() {
                 match self.api.watch(&self.params, &self.resource_version).await {
                     Ok(s) => {
-                        self.failures = 0;
+                        self.pauses = reconnect_pauses();
                         self.stream = Some(s.boxed());
                     }
                     Err(e) if transient(&e) => {
@@ -100,11 +111,9 @@ impl PodWatch {
         }
     }
 
-    /// Growing pauses between reconnects: 100 ms doubling to 2 s.
     async fn pause(&mut self) {
-        let ms = (100u64 << self.failures.min(4)).min(2000);
-        self.failures += 1;
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        let p = self.pauses.next().unwrap_or(std::time::Duration::from_secs(2));
+        tokio::time::sleep(p).await;
     }
 
     fn remember(&mut self, p: &Pod) {

@@ -5,20 +5,18 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use super::Context;
+use crate::cluster::route::{self, Outcome, Request, RoutedBy};
+use crate::cluster::task::Journal;
 use crate::error::{Error, Result};
 use crate::model::strategy::Strategy;
-use crate::ops::{self, Journal, RoutedBy, Updated};
 use crate::output::print;
+use crate::plan::live::Expect;
 use crate::plan::operate::Change;
 use crate::plan::routing::{RoutingChoice, RoutingMode};
-use crate::view::task::{routing_view, traffic_summary};
+use crate::view::task::task_summary;
 
 pub fn summary(s: &Strategy) -> String {
-    let mut t = traffic_summary(&routing_view(s));
-    if s.policy() == crate::model::strategy::POLICY_PAUSED {
-        t.push_str(" [paused]");
-    }
-    t
+    task_summary(s)
 }
 
 /// Tells where routing stands after a change (stderr).
@@ -26,6 +24,11 @@ pub fn report_routing(ctx: &Context, routed: &RoutedBy) {
     match routed {
         RoutedBy::Client(o) => match o.mode {
             RoutingMode::Task => ctx.ui.info(&format!("routing of {} follows the task", o.service)),
+            RoutingMode::Paused => ctx.ui.warn(&format!(
+                "task paused: routing of {} stays on {} (the Service's default route) until: kubectl grayscale resume",
+                o.service,
+                o.subsets.first().cloned().unwrap_or_default()
+            )),
             RoutingMode::Default => ctx.ui.warn(&format!(
                 "routing of {} stays on {}: the task's versions do not all have ready pods yet; it follows the task once they do (kubectl grayscale sync)",
                 o.service,
@@ -47,6 +50,15 @@ pub struct Deadline {
     /// applied and how to finish.
     #[arg(long, value_parser = crate::output::parse_duration, default_value = "60s")]
     pub timeout: Duration,
+}
+
+/// The override of the refusal to write a route another controller owns.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Force {
+    /// Write even when another controller (Argo Rollouts, Flagger, OpenKruise, KubeSphere 4.x)
+    /// owns the route; it will likely put its own routing back.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// What a change cut short by its deadline had applied, and what to do next.
@@ -77,39 +89,42 @@ pub async fn change_and_route(
     journal: Journal<'_>,
     routing: RoutingChoice,
     deadline: Deadline,
+    force: Force,
     make: impl Fn(&Strategy) -> Result<Change>,
-) -> Result<Updated> {
+) -> Result<Outcome> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let verb = match &journal {
-        Journal::Push(v) => *v,
-        Journal::Pop => "undo",
-    };
+    let verb = journal.verb().to_string();
     let written = Cell::new(false);
     let warn = |w: &str| ctx.ui.warn(w);
-    let change = ops::update_and_route_noting(
-        &kube,
-        &ns,
-        name,
-        ops::Edit { journal, choice: routing, preflight: true, warn: &warn },
-        make,
-        &written,
-    );
-    let (updated, routed) = match tokio::time::timeout(deadline.timeout, change).await {
+    let expect = Expect { force: force.force, ..Expect::default() };
+    let req = Request { journal, choice: routing, preflight: true, expect, warn: &warn };
+    let change = route::change(&kube, &ns, name, req, make, &written);
+    let outcome = match tokio::time::timeout(deadline.timeout, change).await {
         Ok(r) => r?,
-        Err(_) => return Err(deadline_error(verb, name, &ns, deadline.timeout, written.get())),
+        Err(_) => return Err(deadline_error(&verb, name, &ns, deadline.timeout, written.get())),
     };
-    if updated.retries > 0 {
+    report(ctx, name, &outcome);
+    Ok(outcome)
+}
+
+/// The routing before and after on stdout; retries and where routing stands on stderr.
+pub fn report(ctx: &Context, name: &str, o: &Outcome) {
+    report_lines(ctx, name, o);
+    report_routing(ctx, &o.routed);
+}
+
+/// The routing before and after on stdout; retries on stderr.
+pub fn report_lines(ctx: &Context, name: &str, o: &Outcome) {
+    if o.retries > 0 {
         ctx.ui.warn(&format!(
             "the task changed concurrently; re-applied on fresh state ({} retries)",
-            updated.retries
+            o.retries
         ));
     }
-    if updated.changed {
-        print(&format!("task {name}: {} -> {}\n", summary(&updated.before), summary(&updated.after)));
+    if o.changed {
+        print(&format!("task {name}: {} -> {}\n", summary(&o.before), summary(&o.after)));
     } else {
-        print(&format!("task {name} unchanged: {}\n", summary(&updated.after)));
+        print(&format!("task {name} unchanged: {}\n", summary(&o.after)));
     }
-    report_routing(ctx, &routed);
-    Ok(updated)
 }

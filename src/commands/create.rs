@@ -8,13 +8,15 @@ use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
 use super::Context;
+use crate::cluster::access;
 use crate::cluster::{Kube, Write};
 use crate::error::{Error, Result};
-use crate::model::istio::VirtualService;
+use crate::model::istio::{DestinationRule, VirtualService};
 use crate::model::strategy::{Strategy, TaskType};
-use crate::ops;
 use crate::output::{print, to_json, to_yaml};
 use crate::plan::create::{self, Plan};
+use crate::plan::live::{Expect, judge_owners};
+use crate::plan::owners::{self, Owner, Seen};
 use crate::plan::rbac;
 use crate::plan::routing::RoutingChoice;
 use crate::task::file::TaskFile;
@@ -67,15 +69,42 @@ pub(super) fn json<T: Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).expect("objects serialise")
 }
 
-pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
+/// Everything `create` checks before it connects: a bad flag or task file fails fast, with no
+/// cluster needed to say so.
+pub fn validate(args: &CreateArgs, namespace: Option<String>) -> Result<CreateRequest> {
     let file = args.file.as_ref().map(read_file).transpose()?;
-    let req = request::build(task_type(args.task_type), &args.flags(ctx.global.namespace.clone()), file)
-        .map_err(Error::Invalid)?;
+    request::build(task_type(args.task_type), &args.flags(namespace), file).map_err(Error::Invalid)
+}
+
+pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
+    let req = validate(&args, ctx.global.namespace.clone())?;
     for w in &req.warnings {
         ctx.ui.warn(w);
     }
     let kube = ctx.kube().await?;
-    let plan = plan(&kube, &req, args.routing).await?;
+    // Who the user is (for the task's Event) goes out with the reads, and only for a real write.
+    let who = async {
+        match args.dry_run {
+            DryRun::None => Some(crate::cluster::whoami::user(&kube).await),
+            DryRun::Client | DryRun::Server => None,
+        }
+    };
+    let (plan, user) = tokio::join!(plan(&kube, &req, args.routing), who);
+    let plan = plan?;
+    let kube = match user {
+        Some(u) => kube.with_user(u),
+        None => kube,
+    };
+    // Another controller's route is refused before anything is written; a GitOps tool's is
+    // said once.
+    if args.dry_run != DryRun::Client {
+        let owners = owners_of(&kube, &plan).await?;
+        let expect =
+            Expect { force: args.force.force, kubesphere: !plan.client_routing, ..Expect::default() };
+        for w in judge_owners(&owners, &expect, &req.name, &plan.namespace)? {
+            ctx.ui.warn(&w);
+        }
+    }
     let write = match args.dry_run {
         DryRun::Client => {
             let final_routing =
@@ -96,7 +125,7 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
     if write == Write::Real {
         let mode = if plan.client_routing { rbac::Mode::Client } else { rbac::Mode::Kubesphere };
         let perms = rbac::needs(rbac::Verb::Create, mode);
-        ops::preflight(&kube, &plan.namespace, &format!("creating task {}", req.name), &perms).await?;
+        access::preflight(&kube, &plan.namespace, &format!("creating task {}", req.name), &perms).await?;
     }
     let interrupt = crate::signal::Interrupt::install()?;
     let (written, strategy, vs) = write::write_objects(ctx, &kube, &plan, write).await?;
@@ -106,6 +135,13 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
     }
     let name = &req.name;
     let ns = &plan.namespace;
+    // The record of who created the task, once it exists (the new version's routing follows
+    // once it is ready, when the task's journal takes over).
+    let ev = crate::plan::events::created_event(&kube.user, &strategy, k8s_openapi::jiff::Timestamp::now());
+    crate::cluster::events::record(&kube, &ev, &|w: &str| ctx.ui.warn(w)).await;
+    // The verbs that follow read everything about the task in one round.
+    let identity = crate::plan::identity::TaskIdentity::of(&strategy, Some(&plan.service));
+    crate::cluster::identity_cache::store(&kube.server, &identity);
     ctx.ui.info(&format!(
         "created task {ns}/{name}: {} of {} {} -> {}",
         req.task_type.as_str().to_lowercase(),
@@ -159,6 +195,25 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingChoice) -> Resul
     let observed =
         create::Observed { namespace: ns, service, deployments, strategies, application, virtual_service };
     create::create(req, observed, routing)
+}
+
+/// Who else owns the Service's routing: its VirtualService (already read), DestinationRule and
+/// the Service itself, and the Rollouts that name the VirtualService (read together).
+async fn owners_of(kube: &Kube, p: &Plan) -> Result<Vec<Owner>> {
+    let svc_name = p.service.metadata.name.clone().unwrap_or_default();
+    let (dr, rollouts) =
+        tokio::join!(kube.get::<DestinationRule>(&p.namespace, &svc_name), kube.rollouts(&p.namespace));
+    let dr = dr?;
+    let vs_name = crate::plan::identity::TaskIdentity::of(&p.strategy, Some(&p.service)).app;
+    let naming = owners::rollouts_naming(&rollouts?.unwrap_or_default(), &vs_name, &p.namespace);
+    let mut seen = vec![Seen { kind: "Service", meta: &p.service.metadata }];
+    if let Some(v) = &p.existing_vs {
+        seen.push(Seen { kind: "VirtualService", meta: &v.metadata });
+    }
+    if let Some(d) = &dr {
+        seen.push(Seen { kind: "DestinationRule", meta: &d.metadata });
+    }
+    Ok(owners::owners(&seen, &naming))
 }
 
 /// The versions ready once the new one is: what a dry run shows as the final routing.

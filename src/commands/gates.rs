@@ -10,8 +10,8 @@ use crate::cluster::Kube;
 use crate::cluster::prometheus::Prometheus;
 use crate::error::{Error, Problem, Result};
 use crate::model::strategy::Strategy;
-use crate::ops;
 use crate::plan::gate::{self, Gate, Measure, Outcome, Reading, Target};
+use crate::plan::identity::TaskIdentity;
 use crate::plan::operate::versions;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -76,12 +76,15 @@ pub struct Analyst {
 }
 
 fn target(s: &Strategy, ns: &str, version: &str) -> Target {
-    let app = ops::app_label(s);
+    let id = TaskIdentity::guess(s);
     Target {
         namespace: ns.to_string(),
-        service: s.service().unwrap_or(&app).to_string(),
+        service: id.service.clone(),
         version: version.to_string(),
-        workload: crate::plan::new_version::new_workload_name(&app, version),
+        workload: id
+            .workload_of(version)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}-{version}", id.app)),
     }
 }
 

@@ -11,14 +11,19 @@ use super::Context;
 use super::change::summary;
 use super::gates::{Analyst, Evidence};
 use super::schedule_ui::Bar;
-use super::shift::{OnFailure, ShiftArgs, set_weight, weight_of};
+use super::shift::{OnFailure, ShiftArgs, step, weight_of};
+use crate::cluster::access::preflight_with;
+use crate::cluster::route::{mode_of, read_live};
+use crate::cluster::task::get_task;
 use crate::cluster::{Kube, PodChange, PodWatch, pod_events_from};
 use crate::error::{Error, Result};
-use crate::ops;
+use crate::model::strategy::Strategy;
 use crate::output::{Cell, print, render_table};
 use crate::plan::gate::{Outcome, describe};
+use crate::plan::operate::Change;
 use crate::plan::operate::versions;
 use crate::plan::rbac;
+use crate::plan::routing::ANN_WRITE_ID;
 use crate::plan::schedule::{Health, steps};
 use crate::view::pods::pod_view;
 
@@ -141,30 +146,41 @@ struct Run<'a> {
     target: u8,
     old: String,
     new: String,
+    /// The id of the shift's own last write of the task: a step finds it there or yields.
+    last_write: std::cell::RefCell<String>,
 }
 
 impl Run<'_> {
+    /// Writes one change of the shift's, if the task is as the shift's last write left it.
+    async fn write(&self, change: Change) -> Result<Strategy> {
+        let last = self.last_write.borrow().clone();
+        let (a, ns) = (self.args, &self.ns);
+        let after = step(
+            self.ctx,
+            &self.kube,
+            ns,
+            &a.name,
+            change,
+            &last,
+            a.routing,
+            a.deadline.timeout,
+            a.force.force,
+        )
+        .await?;
+        *self.last_write.borrow_mut() = after.annotation(ANN_WRITE_ID).unwrap_or_default().to_string();
+        Ok(after)
+    }
+
     /// Goes back after a failure and returns the error to exit with (9).
     async fn fall_back(&self, healthy: u8, reason: String, evidence: Option<String>) -> Result<Error> {
         let (name, ns) = (&self.args.name, &self.ns);
         let went = match self.args.on_failure {
             OnFailure::Back => {
-                set_weight(
-                    self.ctx,
-                    &self.kube,
-                    ns,
-                    name,
-                    healthy,
-                    self.args.routing,
-                    self.args.deadline.timeout,
-                )
-                .await?;
+                self.write(Change::Weight(healthy)).await?;
                 format!("went back to {healthy}% for {}", self.new)
             }
             OnFailure::Takeover => {
-                let written = std::cell::Cell::new(false);
-                let warn = |w: &str| self.ctx.ui.warn(w);
-                ops::takeover(&self.kube, ns, name, &self.old, self.args.routing, &warn, &written).await?;
+                self.write(Change::Takeover(self.old.clone())).await?;
                 format!("sent all traffic to {} (take-over)", self.old)
             }
         };
@@ -188,12 +204,15 @@ pub async fn run(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
     let name = args.name.clone();
-    let s = ops::get_task(&kube, &ns, &name).await?;
+    // Every step writes the task and its routing: check all of it once, before the first. Who
+    // the user is goes out with those reads, asked once for every step's journal and Event.
+    let (live, user) = tokio::join!(read_live(&kube, &ns, &name, true), crate::cluster::whoami::user(&kube));
+    let (live, rules) = live?;
+    let kube = kube.with_user(user);
+    let s = live.task.clone();
     let start = weight_of(&s)? as u8;
-    // Every step writes the task and its routing: check all of it once, before the first.
-    let vs = kube.get::<crate::model::istio::VirtualService>(&ns, &ops::app_label(&s)).await?;
-    let perms = rbac::needs(rbac::Verb::ShiftGradual, ops::mode_of(args.routing, vs.as_ref()));
-    ops::preflight(&kube, &ns, &format!("shifting task {name}"), &perms).await?;
+    let perms = rbac::needs(rbac::Verb::ShiftGradual, mode_of(args.routing, live.vs.as_ref()));
+    preflight_with(&kube, &ns, &format!("shifting task {name}"), &perms, rules.flatten()).await?;
     // Never shift blind: every gate's query runs once before the first step.
     let analyst = if gates.is_empty() {
         None
@@ -206,7 +225,7 @@ pub async fn run(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
     let plan = steps(start, target, args.step as u8);
     let (old, new) = versions(&s);
     let new = new.unwrap_or_default();
-    let selector = format!("{},version={new}", ops::selector_of(&s));
+    let selector = live.identity.version_selector(&new);
     let (pods, rv) = kube.list_with_version::<Pod>(&ns, &selector).await?;
     let mut watch = Watch {
         health: Health::new(pods.iter().map(pod_view)),
@@ -214,12 +233,18 @@ pub async fn run(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
         interrupt: crate::signal::Interrupt::install()?,
     };
     let bar = Bar::new(ctx.ui.progress, &name, start, target);
-    let run = Run { ctx, kube: kube.clone(), ns: ns.clone(), args, target, old, new: new.clone() };
+    let last_write = std::cell::RefCell::new(s.annotation(ANN_WRITE_ID).unwrap_or_default().to_string());
+    let run =
+        Run { ctx, kube: kube.clone(), ns: ns.clone(), args, target, old, new: new.clone(), last_write };
     let mut history: Vec<(u8, Evidence)> = Vec::new();
     let table = |h: &[(u8, Evidence)]| analyst.as_ref().map(|a| report(h, a));
     let (mut healthy, mut at) = (start, start);
     for (i, w) in plan.iter().copied().enumerate() {
-        set_weight(ctx, &kube, &ns, &name, w, args.routing, args.deadline.timeout).await?;
+        crate::failpoint::gate(&crate::failpoint::before_step(i + 1)).await;
+        if let Err(e) = run.write(Change::Weight(w)).await {
+            bar.finish();
+            return Err(e);
+        }
         at = w;
         bar.step(w);
         let last = i + 1 == plan.len();
@@ -265,7 +290,7 @@ pub async fn run(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
         healthy = at;
     }
     bar.finish();
-    let now = ops::get_task(&kube, &ns, &name).await?;
+    let now = get_task(&kube, &ns, &name).await?;
     print(&format!("task {name}: {} (shifted {start}% -> {at}%)\n", summary(&now)));
     if let Some(t) = table(&history) {
         print(&t);

@@ -2,15 +2,16 @@ use clap::Args;
 
 use super::Context;
 use super::change::summary;
+use crate::cluster::task::{Journal, get_task};
 use crate::error::{Error, Result};
-use crate::ops::{self, Journal};
-use crate::output::{Cell, Format, print, render_table, to_json, to_yaml};
+use crate::output::{Format, print, to_json, to_yaml};
 use crate::plan::journal;
-use crate::plan::operate::{Change, with_state};
+use crate::plan::operate::{Change, TaskState, with_state};
 use crate::plan::routing::RoutingChoice;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Every routing change made with this plugin is journaled on the task (the last 20).
+#[command(after_help = "Every routing change made with this plugin is journaled on the task (the last 20). \
+The table shows each change's age, as kubectl shows ages; -o json and -o yaml keep the full RFC 3339 stamps.
 
 Examples:
   kubectl grayscale history reviews-canary
@@ -25,28 +26,16 @@ pub struct HistoryArgs {
 
 pub async fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
     let kube = ctx.kube().await?;
-    let s = ops::get_task(&kube, &kube.namespace, &args.name).await?;
+    let s = get_task(&kube, &kube.namespace, &args.name).await?;
     let entries = journal::read(&s);
     match args.output {
         Format::Json => print(&to_json(&entries)),
         Format::Yaml => print(&to_yaml(&entries)),
         _ if entries.is_empty() => ctx.ui.info(&format!("task {} has no journaled changes", args.name)),
         _ => {
-            let rows: Vec<Vec<Cell>> = entries
-                .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    vec![
-                        (i + 1).to_string().into(),
-                        e.at.clone().into(),
-                        e.by.clone().into(),
-                        e.action.clone().into(),
-                        summary(&with_state(&s, &e.from)).into(),
-                        summary(&with_state(&s, &e.to)).into(),
-                    ]
-                })
-                .collect();
-            print(&render_table(&["#", "WHEN", "WHO", "ACTION", "FROM", "TO"], &rows, ctx.ui.color));
+            let now = k8s_openapi::jiff::Timestamp::now().as_second();
+            let summary = |st: &TaskState| summary(&with_state(&s, st));
+            print(&crate::view::history::table(&entries, summary, now, ctx.ui.color));
         }
     }
     Ok(())
@@ -68,17 +57,27 @@ pub struct UndoArgs {
     pub routing: RoutingChoice,
     #[command(flatten)]
     pub deadline: super::change::Deadline,
+    #[command(flatten)]
+    pub force: super::change::Force,
 }
 
 pub async fn undo(ctx: &Context, args: UndoArgs) -> Result<()> {
     let name = args.name.clone();
-    super::change::change_and_route(ctx, &args.name, Journal::Pop, args.routing, args.deadline, move |s| {
-        let last = journal::read(s).pop().ok_or_else(|| Error::Ineligible {
-            what: format!("task {name} has no journaled change to undo"),
-            hint: format!("see its changes with: kubectl grayscale history {name}"),
-        })?;
-        Ok(Change::RestoreState(Box::new(last.from)))
-    })
+    super::change::change_and_route(
+        ctx,
+        &args.name,
+        Journal::Pop,
+        args.routing,
+        args.deadline,
+        args.force,
+        move |s| {
+            let last = journal::read(s).pop().ok_or_else(|| Error::Ineligible {
+                what: format!("task {name} has no journaled change to undo"),
+                hint: format!("see its changes with: kubectl grayscale history {name}"),
+            })?;
+            Ok(Change::RestoreState(Box::new(last.from)))
+        },
+    )
     .await?;
     Ok(())
 }

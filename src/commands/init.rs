@@ -2,9 +2,6 @@ use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::Api;
-use kube::runtime::conditions::is_crd_established;
-use kube::runtime::wait::await_condition;
 
 use super::Context;
 use crate::cluster::Write;
@@ -41,14 +38,9 @@ pub async fn run(ctx: &Context, args: InitArgs) -> Result<()> {
         ctx.ui.info(&format!("{CRD_NAME} is already installed; nothing to do"));
     } else {
         kube.apply_crd(&crd, Write::Real).await?;
-        let api: Api<CustomResourceDefinition> = Api::all(kube.client.clone());
-        let established = tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(api, CRD_NAME, is_crd_established()),
-        );
-        match established.await {
-            Ok(Ok(_)) => ctx.ui.info(&format!("installed {CRD_NAME}")),
-            _ => {
+        match kube.crd_established(CRD_NAME, Duration::from_secs(30)).await {
+            true => ctx.ui.info(&format!("installed {CRD_NAME}")),
+            false => {
                 return Err(Error::Partial {
                     message: format!("{CRD_NAME} was created but is not established after 30s"),
                     hint: format!("check it with: kubectl get crd {CRD_NAME} -o yaml"),

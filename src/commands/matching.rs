@@ -1,8 +1,8 @@
 use clap::Args;
 
 use super::Context;
+use crate::cluster::task::Journal;
 use crate::error::{Error, Result};
-use crate::ops::Journal;
 use crate::plan::operate::Change;
 use crate::plan::routing::RoutingChoice;
 use crate::task::request::{CreateFlags, match_rule};
@@ -69,6 +69,8 @@ pub struct MatchArgs {
     pub routing: RoutingChoice,
     #[command(flatten)]
     pub deadline: super::change::Deadline,
+    #[command(flatten)]
+    pub force: super::change::Force,
 }
 
 pub async fn run(ctx: &Context, args: MatchArgs) -> Result<()> {
@@ -100,6 +102,7 @@ pub async fn run(ctx: &Context, args: MatchArgs) -> Result<()> {
         Journal::Push("match"),
         args.routing,
         args.deadline,
+        args.force,
         move |_| Ok(change.clone()),
     )
     .await?;

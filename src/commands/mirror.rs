@@ -1,8 +1,8 @@
 use clap::Args;
 
 use super::Context;
+use crate::cluster::task::Journal;
 use crate::error::{Error, Result};
-use crate::ops::Journal;
 use crate::plan::operate::Change;
 use crate::plan::routing::RoutingChoice;
 
@@ -33,6 +33,8 @@ pub struct MirrorArgs {
     pub routing: RoutingChoice,
     #[command(flatten)]
     pub deadline: super::change::Deadline,
+    #[command(flatten)]
+    pub force: super::change::Force,
 }
 
 pub async fn run(ctx: &Context, args: MirrorArgs) -> Result<()> {
@@ -48,6 +50,7 @@ pub async fn run(ctx: &Context, args: MirrorArgs) -> Result<()> {
         Journal::Push("mirror"),
         args.routing,
         args.deadline,
+        args.force,
         move |_| Ok(change.clone()),
     )
     .await?;

@@ -5,6 +5,7 @@ pub mod change;
 pub mod completion;
 pub mod create;
 pub mod gates;
+pub mod gitops;
 pub mod gradual;
 pub mod history;
 pub mod init;
@@ -19,6 +20,7 @@ pub mod shift;
 pub mod status;
 pub mod sync;
 pub mod takeover;
+pub mod values;
 pub mod version;
 pub mod watch;
 

@@ -2,30 +2,27 @@ use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
-use kube::runtime::wait::await_condition;
 
 use super::Context;
-use crate::cluster::{Kube, Write};
+use crate::cluster::route::{self, Request, RoutedBy};
+use crate::cluster::task::{Journal, get_task};
 use crate::error::{Error, Result};
-use crate::model::istio::VirtualService;
 use crate::model::strategy::*;
-use crate::ops::{self, Journal, RoutedBy};
 use crate::output::{parse_duration, print};
+use crate::plan::live::Expect;
 use crate::plan::operate::{Change, versions};
 use crate::plan::routing::{self, RoutingChoice};
 
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Ends the task keeping one version: sets the governor to it, waits until routing no longer \
+#[command(after_help = "Ends the task keeping one version: sets the governor to it (refused, keeping both \
+versions, when it has no ready pod), reads the routing back (or, under KubeSphere, waits) until it no longer \
 sends traffic to the other version, deletes the other version's Deployment, deletes the task, and leaves \
 routing on the kept version. Without --keep, the version that already takes all traffic is kept (a mirror \
 task keeps its old version); a blue-green or canary task with no such version is refused, as in the console.
 
 Examples:
   kubectl grayscale offline reviews-canary --keep v2
-  kubectl grayscale delete reviews-shadow"
-)]
+  kubectl grayscale delete reviews-shadow")]
 pub struct OfflineArgs {
     /// The task's name.
     pub name: String,
@@ -35,6 +32,8 @@ pub struct OfflineArgs {
     /// Who writes the routing objects (see the README).
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
+    #[command(flatten)]
+    pub force: super::change::Force,
     /// How long to wait for KubeSphere to route away from the removed version.
     #[arg(long, value_parser = parse_duration, default_value = "2m")]
     pub timeout: Duration,
@@ -58,7 +57,10 @@ fn partial(done: &[String], e: Error, name: &str, keep: &str, ns: &str) -> Error
 pub async fn run(ctx: &Context, args: OfflineArgs) -> Result<()> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let s = ops::get_task(&kube, &ns, &args.name).await?;
+    // Who the user is goes out with the first read: the journal and both Events name them.
+    let (s, user) = tokio::join!(get_task(&kube, &ns, &args.name), crate::cluster::whoami::user(&kube));
+    let s = s?;
+    let kube = kube.with_user(user);
     let (old, new) = versions(&s);
     let new = new.unwrap_or_default();
     let keep = match (&args.keep, s.governor(), s.task_type()) {
@@ -85,89 +87,79 @@ pub async fn run(ctx: &Context, args: OfflineArgs) -> Result<()> {
         ));
     }
     let loser = if keep == old { new.clone() } else { old.clone() };
-    let loser_workload = s
-        .annotation(if loser == old { ANN_OLD_WORKLOAD } else { ANN_NEW_WORKLOAD })
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-{loser}", s.service().unwrap_or_default()));
     let mut done: Vec<String> = Vec::new();
     let fail = |done: &[String], e: Error| partial(done, e, &args.name, &keep, &ns);
 
+    // The take-over's own checks refuse a kept version with no ready pod: both versions stay.
     let k = keep.clone();
-    let (_, routed) = ops::update_and_route(
-        &kube,
-        &ns,
-        &args.name,
-        ops::Edit {
-            journal: Journal::Push("offline"),
-            choice: args.routing,
-            preflight: true,
-            warn: &|w| ctx.ui.warn(w),
-        },
-        move |_| Ok(Change::Takeover(k.clone())),
-    )
-    .await
-    .map_err(|e| fail(&done, e))?;
+    let warn = |w: &str| ctx.ui.warn(w);
+    let req = Request {
+        journal: Journal::Push("offline"),
+        choice: args.routing,
+        preflight: true,
+        expect: Expect { force: args.force.force, ..Expect::default() },
+        warn: &warn,
+    };
+    let written = std::cell::Cell::new(false);
+    let outcome =
+        match route::change(&kube, &ns, &args.name, req, move |_| Ok(Change::Takeover(k.clone())), &written)
+            .await
+        {
+            Ok(o) => o,
+            Err(
+                e @ (Error::NotLive { .. }
+                | Error::Owned { .. }
+                | Error::Invalid(_)
+                | Error::Ineligible { .. }),
+            ) => {
+                return Err(e);
+            }
+            Err(e) => return Err(fail(&done, e)),
+        };
     done.push(format!("governor set to {keep}"));
-    let client = match routed {
-        RoutedBy::Client(_) => true,
+    let id = crate::plan::identity::TaskIdentity::of(&outcome.after, None);
+    let (id, client) = match &outcome.routed {
+        RoutedBy::Client(plan) => {
+            // Read back: the Deployment goes only once the live routing has left it.
+            let live = route::read_live(&kube, &ns, &args.name, false).await.map_err(|e| fail(&done, e))?.0;
+            if let Some(dest) = routing::routes_to(live.vs.as_ref().map(|v| &v.spec), &loser) {
+                return Err(fail(
+                    &done,
+                    Error::NotLive {
+                        message: format!(
+                            "the VirtualService {} still sends traffic to {loser} ({dest}) after routing all of {} to {keep}; nothing was deleted",
+                            live.identity.app, plan.service
+                        ),
+                        hint: format!("see who routes it: kubectl grayscale status {} -n {ns}", args.name),
+                    },
+                ));
+            }
+            (live.identity, true)
+        }
         RoutedBy::Kubesphere => {
-            wait_routed_away(&kube, &ns, &ops::app_label(&s), &loser, args.timeout)
+            route::wait_routed_away(&kube, &ns, &id.app, &loser, args.timeout)
                 .await
                 .map_err(|e| fail(&done, e))?;
-            false
+            (id, false)
         }
     };
     done.push(format!("routing moved off {loser}"));
 
+    let loser_workload = id.workload_of(&loser).unwrap_or_default().to_string();
     kube.delete::<Deployment>(&ns, &loser_workload).await.map_err(|e| fail(&done, e))?;
     done.push(format!("Deployment {loser_workload} deleted"));
     kube.delete::<Strategy>(&ns, &args.name).await.map_err(|e| fail(&done, e))?;
     done.push(format!("task {} deleted", args.name));
 
     if client {
-        final_routing(&kube, &ns, &s, &keep, &loser).await.map_err(|e| fail(&done, e))?;
+        route::route_without_task(&kube, &ns, &id, &keep, &loser).await.map_err(|e| fail(&done, e))?;
     }
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let ev = crate::plan::events::offline_event(&kube.user, &outcome.after, &keep, &loser_workload, now);
+    crate::cluster::events::record(&kube, &ev, &warn).await;
     print(&format!(
         "task {} is offline: kept {keep}, deleted {loser_workload}; {} now serves only {keep}\n",
-        args.name,
-        s.service().unwrap_or_default()
+        args.name, id.service
     ));
     Ok(())
-}
-
-/// KubeSphere mode: its controller must drop the removed version's subset before the
-/// Deployment goes, or traffic may briefly reach deleted pods (kubesphere-compat section 7).
-async fn wait_routed_away(
-    kube: &Kube,
-    ns: &str,
-    vs_name: &str,
-    loser: &str,
-    timeout: Duration,
-) -> Result<()> {
-    let subset = normalize_version(loser);
-    let api: Api<VirtualService> = Api::namespaced(kube.client.clone(), ns);
-    let cond = move |vs: Option<&VirtualService>| {
-        vs.is_none_or(|vs| {
-            !serde_json::to_string(&vs.spec).unwrap_or_default().contains(&format!("\"subset\":\"{subset}\""))
-        })
-    };
-    match tokio::time::timeout(timeout, await_condition(api, vs_name, cond)).await {
-        Ok(Ok(_)) => Ok(()),
-        _ => Err(Error::Rollout {
-            message: format!("KubeSphere still routes to {loser} after {timeout:?}"),
-            hint: "check that ks-controller-manager runs".into(),
-        }),
-    }
-}
-
-/// Client mode, task gone: the Service's default route, to the kept version only.
-async fn final_routing(kube: &Kube, ns: &str, s: &Strategy, keep: &str, loser: &str) -> Result<()> {
-    let app = ops::app_label(s);
-    let vs = kube.get::<VirtualService>(ns, &app).await?;
-    let (svc, pods) = ops::fetch_workloads(kube, ns, s.service().unwrap_or_default(), &app).await?;
-    let ready: Vec<String> =
-        routing::ready_versions_of_pods(&svc, &pods, Some(keep)).into_iter().filter(|v| v != loser).collect();
-    let plan = routing::plan(&svc, &app, None, &ready, vs.as_ref());
-    let read_at = vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
-    ops::write_routing(kube, ns, &plan, Write::Real, read_at.as_deref()).await
 }

@@ -1,8 +1,8 @@
 use clap::Args;
 
 use super::Context;
+use crate::cluster::task::Journal;
 use crate::error::Result;
-use crate::ops::Journal;
 use crate::plan::operate::Change;
 use crate::plan::routing::RoutingChoice;
 
@@ -23,6 +23,8 @@ pub struct PauseArgs {
     pub routing: RoutingChoice,
     #[command(flatten)]
     pub deadline: super::change::Deadline,
+    #[command(flatten)]
+    pub force: super::change::Force,
 }
 
 pub async fn pause(ctx: &Context, args: PauseArgs) -> Result<()> {
@@ -32,6 +34,7 @@ pub async fn pause(ctx: &Context, args: PauseArgs) -> Result<()> {
         Journal::Push("pause"),
         args.routing,
         args.deadline,
+        args.force,
         |_| Ok(Change::Pause),
     )
     .await?;
@@ -45,6 +48,7 @@ pub async fn resume(ctx: &Context, args: PauseArgs) -> Result<()> {
         Journal::Push("resume"),
         args.routing,
         args.deadline,
+        args.force,
         |_| Ok(Change::Resume),
     )
     .await?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::Context;
 use super::create::ObjectFormat;
 use crate::error::Result;
-use crate::output::{print, to_json, to_yaml};
+use crate::output::{print, to_json};
 use crate::plan::rbac::{self, Mode, Verb};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +22,11 @@ pub enum ModeArg {
     after_help = "Prints objects for kubectl apply; bind them with a RoleBinding (and a ClusterRoleBinding \
 for list-all and init). shift-gated and analyze also get a Role in Prometheus's namespace (istio-system \
 with client routing, kubesphere-monitoring-system with KubeSphere's) allowing `get services/proxy` on \
-that Prometheus alone; bind it there too.
+that Prometheus alone; bind it there too. Every verb that changes a task records an Event on it \
+(create events). The rules last in the Role, under a comment (and named by its \
+grayscale.kubectl.io/optional-rules annotation), are optional: owner detection lists Argo Rollouts \
+where it may and falls back to annotations and managedFields where it may not; a take-over records \
+its Event where it may.
 
 Examples:
   # What an on-call engineer needs to take over and look at tasks in bookinfo
@@ -67,13 +71,11 @@ pub async fn run(ctx: &Context, args: RbacArgs) -> Result<()> {
         ModeArg::Client => &[Mode::Client],
         ModeArg::Kubesphere => &[Mode::Kubesphere],
     };
-    let mut perms: Vec<rbac::Perm> =
+    let perms: Vec<rbac::Perm> =
         verbs.iter().flat_map(|v| modes.iter().flat_map(move |m| rbac::needs(*v, *m))).collect();
-    perms.sort();
-    perms.dedup();
-    let objects = rbac::roles(&perms, &ns, &args.name);
+    let objects = rbac::roles(&rbac::merge(perms), &ns, &args.name);
     match args.output {
-        ObjectFormat::Yaml => print(&objects.iter().map(to_yaml).collect::<Vec<_>>().join("---\n")),
+        ObjectFormat::Yaml => print(&rbac::yaml(&objects)),
         ObjectFormat::Json => print(&to_json(&List { api_version: "v1", kind: "List", items: &objects })),
     }
     Ok(())

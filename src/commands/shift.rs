@@ -6,10 +6,12 @@ use super::Context;
 use super::change::change_and_route;
 use super::gates::GateArgs;
 use crate::cluster::Kube;
+use crate::cluster::route::{self, Request};
+use crate::cluster::task::Journal;
 use crate::error::{Error, Result};
 use crate::model::strategy::Strategy;
-use crate::ops::{self, Journal};
 use crate::output::parse_duration;
+use crate::plan::live::Expect;
 use crate::plan::operate::{Change, current_weight};
 use crate::plan::routing::RoutingChoice;
 
@@ -70,6 +72,8 @@ pub struct ShiftArgs {
     /// The deadline of one change (of each step with --to).
     #[command(flatten)]
     pub deadline: super::change::Deadline,
+    #[command(flatten)]
+    pub force: super::change::Force,
     /// What a failed gate or pod check does during a gradual shift.
     #[arg(long, value_enum, default_value_t = OnFailure::Back, requires = "to")]
     pub on_failure: OnFailure,
@@ -113,46 +117,61 @@ pub async fn run(ctx: &Context, args: ShiftArgs) -> Result<()> {
         in_range("--weight", w)?;
     }
     let (weight, by) = (args.weight, args.by);
-    change_and_route(ctx, &args.name, Journal::Push("shift"), args.routing, args.deadline, move |s| {
-        let target = match (weight, by) {
-            (Some(w), _) => w,
-            (None, Some(n)) => weight_of(s)? + n,
-            _ => unreachable!("clap requires one of them"),
-        };
-        Ok(Change::Weight(in_range(if weight.is_some() { "--weight" } else { "--by" }, target)?))
-    })
+    change_and_route(
+        ctx,
+        &args.name,
+        Journal::Push("shift"),
+        args.routing,
+        args.deadline,
+        args.force,
+        move |s| {
+            let target = match (weight, by) {
+                (Some(w), _) => w,
+                // Saturates: an absurd --by is then refused as out of range, never wrapped.
+                (None, Some(n)) => weight_of(s)?.saturating_add(n),
+                _ => unreachable!("clap requires one of them"),
+            };
+            Ok(Change::Weight(in_range(if weight.is_some() { "--weight" } else { "--by" }, target)?))
+        },
+    )
     .await?;
     Ok(())
 }
 
-pub async fn set_weight(
+/// One step of a gradual shift (or its way back): `change` to the task, refused without writing
+/// if the task no longer carries `last_write`, the id of the shift's own last write.
+#[allow(clippy::too_many_arguments)]
+pub async fn step(
     ctx: &Context,
     kube: &Kube,
     ns: &str,
     name: &str,
-    w: u8,
+    change: Change,
+    last_write: &str,
     routing: RoutingChoice,
     timeout: Duration,
+    force: bool,
 ) -> Result<Strategy> {
     let written = std::cell::Cell::new(false);
     let warn = |w: &str| ctx.ui.warn(w);
-    let change = ops::update_and_route_noting(
-        kube,
-        ns,
-        name,
-        ops::Edit { journal: Journal::Push("shift"), choice: routing, preflight: false, warn: &warn },
-        move |_| Ok(Change::Weight(w)),
-        &written,
-    );
-    let (u, _) = match tokio::time::timeout(timeout, change).await {
+    let journal = Journal::Push(if matches!(change, Change::Takeover(_)) { "takeover" } else { "shift" });
+    let req = Request {
+        journal,
+        choice: routing,
+        preflight: false,
+        expect: Expect { last_write: Some(last_write.to_string()), force, ..Expect::default() },
+        warn: &warn,
+    };
+    let run = route::change(kube, ns, name, req, move |_| Ok(change.clone()), &written);
+    let o = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r?,
         Err(_) => return Err(super::change::deadline_error("shift", name, ns, timeout, written.get())),
     };
-    if u.retries > 0 {
+    if o.retries > 0 {
         ctx.ui.warn(&format!(
             "the task changed concurrently; re-applied on fresh state ({} retries)",
-            u.retries
+            o.retries
         ));
     }
-    Ok(u.after)
+    Ok(o.after)
 }

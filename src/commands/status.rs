@@ -3,10 +3,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::Context;
+use crate::cluster::task::get_task;
 use crate::error::Result;
 use crate::model::istio::VirtualService;
-use crate::ops;
 use crate::output::{Format, print};
+use crate::plan::identity::TaskIdentity;
 use crate::plan::pods::pod_view;
 use crate::plan::routing;
 use crate::view::render;
@@ -33,29 +34,31 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> Result<()> {
     if args.watch {
         return super::watch::run(&kube, &ns, &args.name, ctx.ui.color).await;
     }
-    let s = ops::get_task(&kube, &ns, &args.name).await?;
-    let app = ops::app_label(&s);
-    let selector = ops::selector_of(&s);
-    let app_selector = format!("app={app}");
+    let s = get_task(&kube, &ns, &args.name).await?;
+    let svc = kube.get::<Service>(&ns, s.service().unwrap_or_default()).await?;
+    let id = TaskIdentity::of(&s, svc.as_ref());
+    if svc.is_some() {
+        crate::cluster::identity_cache::store(&kube.server, &id);
+    }
+    let app = id.app.clone();
     // One after the other on the client's kept-alive connection: concurrent requests each open
     // a TLS connection of their own, which measured slower (see BENCHMARKS.md).
-    let deployments = kube.list::<Deployment>(Some(&ns), Some(&app_selector)).await?;
+    let deployments = kube.list::<Deployment>(Some(&ns), Some(&id.workload_selector())).await?;
     let vs = kube.get::<VirtualService>(&ns, &app).await?;
-    let pods = kube.list::<Pod>(Some(&ns), Some(&selector)).await?;
+    let pods = kube.list::<Pod>(Some(&ns), Some(&id.pod_selector())).await?;
     let events = kube.warning_events(&ns).await?;
-    let svc = kube.get::<Service>(&ns, s.service().unwrap_or_default()).await?;
     let drift = svc.map(|svc| {
         let ready = routing::ready_versions_of_pods(&svc, &pods, s.spec.principal.as_deref());
-        let want = routing::plan(&svc, &app, Some(&s), &ready, vs.as_ref());
-        want.mode != routing::RoutingMode::Empty
-            && routing::drifted(vs.as_ref().map(|v| &v.spec), &want.virtual_service.spec)
+        crate::plan::drift::drift(&s, &svc, &app, &ready, vs.as_ref())
     });
     let mut pods: Vec<_> = pods.iter().map(pod_view).collect();
     pods.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
     let recent = crate::view::task::warning_events(&events, &pods, 5);
     let mut view = task_view(&s, &deployments, vs.as_ref(), pods);
     view.events = recent;
-    view.drift = drift;
+    view.drift = drift.as_ref().map(|d| d.drifted);
+    view.drift_by = drift.and_then(|d| d.by);
+    view.last_change = Some(crate::plan::events::last_change(&s));
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     print(&render::status(&view, args.output, now, ctx.ui.color));
     Ok(())

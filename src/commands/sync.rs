@@ -1,9 +1,10 @@
 use clap::Args;
 
 use super::Context;
+use crate::cluster::access::preflight_with;
+use crate::cluster::route::{RoutedBy, kubesphere_routes, mode_of, read_live, route};
 use crate::error::Result;
-use crate::model::istio::VirtualService;
-use crate::ops::{self, RoutedBy};
+use crate::plan::live::{Expect, check_owners};
 use crate::plan::rbac;
 use crate::plan::routing::{RoutingChoice, RoutingMode};
 
@@ -19,18 +20,22 @@ pub struct SyncArgs {
     /// Who writes the routing objects (see the README); `client` overrides the detection.
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
+    #[command(flatten)]
+    pub force: super::change::Force,
 }
 
 pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let s = ops::get_task(&kube, &ns, &args.name).await?;
-    let vs = kube.get::<VirtualService>(&ns, &ops::app_label(&s)).await?;
-    let perms = rbac::needs(rbac::Verb::Sync, ops::mode_of(args.routing, vs.as_ref()));
-    ops::preflight(&kube, &ns, &format!("syncing task {}", args.name), &perms).await?;
-    // The task again, read after the VirtualService: the routing derived is never older.
-    let start = (ops::get_task(&kube, &ns, &args.name).await?, vs);
-    let outcome = match ops::converge(&kube, &ns, &args.name, Some(start), args.routing).await? {
+    let (live, rules) = read_live(&kube, &ns, &args.name, true).await?;
+    let kubesphere = kubesphere_routes(args.routing, live.vs.as_ref());
+    let expect = Expect { force: args.force.force, kubesphere, ..Expect::default() };
+    for w in check_owners(&live, &expect)? {
+        ctx.ui.warn(&w);
+    }
+    let perms = rbac::needs(rbac::Verb::Sync, mode_of(args.routing, live.vs.as_ref()));
+    preflight_with(&kube, &ns, &format!("syncing task {}", args.name), &perms, rules.flatten()).await?;
+    let outcome = match route(&kube, &ns, live, args.routing, None).await? {
         RoutedBy::Client(o) => o,
         RoutedBy::Kubesphere => {
             ctx.ui.info(&format!(
@@ -44,8 +49,14 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
         RoutingMode::Task => {
             ctx.ui.info(&format!("routing of {} follows task {}", outcome.service, args.name))
         }
+        RoutingMode::Paused => ctx.ui.info(&format!(
+            "routing of {} stays on {}: the task is paused (kubectl grayscale resume {})",
+            outcome.service,
+            outcome.subsets.first().cloned().unwrap_or_default(),
+            args.name,
+        )),
         RoutingMode::Default => ctx.ui.info(&format!(
-            "routing of {} stays on {}: the task's versions are not all ready yet, or it is paused",
+            "routing of {} stays on {}: the task's versions do not all have ready pods yet",
             outcome.service,
             outcome.subsets.first().cloned().unwrap_or_default(),
         )),

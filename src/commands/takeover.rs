@@ -1,16 +1,21 @@
 use clap::Args;
 
 use super::Context;
-use super::change::summary;
+use crate::cluster::route::{self, Request, RoutedBy};
+use crate::cluster::task::Journal;
 use crate::error::{Error, Result};
-use crate::ops::{self, Journal, RoutedBy};
-use crate::output::print;
+use crate::plan::live::Expect;
 use crate::plan::operate::Change;
 use crate::plan::routing::RoutingChoice;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Takes effect at once, with no prompt and three API requests: read the task, \
-write its governor, write the VirtualService (client routing).
+#[command(after_help = "Takes effect at once, with no prompt, in three rounds of API requests: one \
+round of parallel reads (the task, its Service, VirtualService, DestinationRule and pods), the task's \
+governor, the VirtualService (client routing); then the Event that records who took over. Without --as, \
+one SelfSubjectReview before the reads asks the cluster who the user is.
+
+Refused (exit 11, nothing written) when the version has no ready pod, when KubeSphere routes and its \
+DestinationRule has no subset for it, or when the task is paused; --force routes to it anyway.
 
 Examples:
   # Incident: send every port of the service back to the old version
@@ -35,6 +40,10 @@ pub struct TakeoverArgs {
     /// Clear the governor.
     #[arg(long)]
     pub restore: bool,
+    /// Route to the version even when it has no ready pod (every request to it fails until it
+    /// has), or when another controller owns the route (it will likely put its routing back).
+    #[arg(long)]
+    pub force: bool,
     /// Who writes the routing objects (see the README).
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
@@ -53,6 +62,7 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
             Journal::Push("restore"),
             args.routing,
             deadline,
+            super::change::Force { force: args.force },
             |_| Ok(Change::Restore),
         )
         .await?;
@@ -63,8 +73,17 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
     let ns = kube.namespace.clone();
     let written = std::cell::Cell::new(false);
     let warn = |w: &str| ctx.ui.warn(w);
-    let takeover = ops::takeover(&kube, &ns, &args.name, &version, args.routing, &warn, &written);
-    let (updated, routed) = match tokio::time::timeout(args.timeout, takeover).await {
+    let req = Request {
+        journal: Journal::Push("takeover"),
+        choice: args.routing,
+        preflight: false,
+        expect: Expect { force: args.force, ..Expect::default() },
+        warn: &warn,
+    };
+    let v = version.clone();
+    let takeover =
+        route::change(&kube, &ns, &args.name, req, move |_| Ok(Change::Takeover(v.clone())), &written);
+    let outcome = match tokio::time::timeout(args.timeout, takeover).await {
         Ok(r) => r?,
         Err(_) => {
             let name = &args.name;
@@ -87,13 +106,13 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
             });
         }
     };
-    print(&format!("task {}: {} -> {}\n", args.name, summary(&updated.before), summary(&updated.after)));
-    match routed {
-        RoutedBy::Client(_) => ctx.ui.info(&format!(
+    super::change::report_lines(ctx, &args.name, &outcome);
+    match &outcome.routed {
+        RoutedBy::Client(p) if p.mode == crate::plan::routing::RoutingMode::Task => ctx.ui.info(&format!(
             "every port of {} now goes to {version}",
-            updated.after.service().unwrap_or_default()
+            outcome.after.service().unwrap_or_default()
         )),
-        RoutedBy::Kubesphere => ctx.ui.info("KubeSphere's controllers apply the routing"),
+        other => super::change::report_routing(ctx, other),
     }
     Ok(())
 }

@@ -4,31 +4,21 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
-use kube::api::Api;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
 use crate::cluster::Kube;
+use crate::cluster::task::get_task;
+use crate::cluster::task_watch::{Change, task_changes};
 use crate::error::{Error, Result};
-use crate::model::istio::VirtualService;
 use crate::model::strategy::Strategy;
-use crate::ops;
 use crate::output::{Format, print};
+use crate::plan::identity::TaskIdentity;
 use crate::view::pods::pod_view;
 use crate::view::render;
 use crate::view::task::{TaskView, task_view, traffic_summary};
-
-enum Change {
-    Task(Box<Event<Strategy>>),
-    Deployment(Box<Event<Deployment>>),
-    Pod(Box<Event<Pod>>),
-    Routing(Box<Event<VirtualService>>),
-    Warning(Box<Event<k8s_openapi::api::core::v1::Event>>),
-}
 
 /// The lines that describe a view; a change prints the lines that are new.
 pub fn lines(v: &TaskView) -> Vec<String> {
@@ -67,13 +57,6 @@ pub fn changes(prev: &[String], next: &[String]) -> Vec<String> {
     next.iter().filter(|l| !prev.contains(l)).cloned().collect()
 }
 
-fn stream<K>(api: Api<K>, cfg: watcher::Config) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    watcher::watcher(api, cfg).default_backoff()
-}
-
 fn watch_error_is_transient(e: &watcher::Error) -> bool {
     match e {
         watcher::Error::InitialListFailed(e)
@@ -98,34 +81,12 @@ fn upsert<K: Resource<DynamicType = ()> + Clone>(store: &mut BTreeMap<String, K>
 }
 
 pub async fn run(kube: &Kube, ns: &str, name: &str, color: bool) -> Result<()> {
-    let s = ops::get_task(kube, ns, name).await?;
-    let app = ops::app_label(&s);
-    let selector = ops::selector_of(&s);
-    let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
-    let client = kube.client.clone();
-    let mut events = futures::stream::select_all(vec![
-        stream(Api::<Strategy>::namespaced(client.clone(), ns), by_name(name))
-            .map(|e| e.map(|e| Change::Task(Box::new(e))))
-            .boxed(),
-        stream(
-            Api::<Deployment>::namespaced(client.clone(), ns),
-            watcher::Config::default().labels(&format!("app={app}")),
-        )
-        .map(|e| e.map(|e| Change::Deployment(Box::new(e))))
-        .boxed(),
-        stream(Api::<Pod>::namespaced(client.clone(), ns), watcher::Config::default().labels(&selector))
-            .map(|e| e.map(|e| Change::Pod(Box::new(e))))
-            .boxed(),
-        stream(Api::<VirtualService>::namespaced(client.clone(), ns), by_name(&app))
-            .map(|e| e.map(|e| Change::Routing(Box::new(e))))
-            .boxed(),
-        stream(
-            Api::<k8s_openapi::api::core::v1::Event>::namespaced(client, ns),
-            watcher::Config::default().fields("type=Warning"),
-        )
-        .map(|e| e.map(|e| Change::Warning(Box::new(e))))
-        .boxed(),
-    ]);
+    let s = get_task(kube, ns, name).await?;
+    let svc = kube.get::<k8s_openapi::api::core::v1::Service>(ns, s.service().unwrap_or_default()).await?;
+    let id = TaskIdentity::of(&s, svc.as_ref());
+    let app = id.app.clone();
+    let selector = id.pod_selector();
+    let mut events = task_changes(kube, ns, name, &app, &id.workload_selector(), &selector);
     let tty = std::io::stdout().is_terminal();
     let mut task = Some(s);
     let (mut deployments, mut pods, mut vs) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());

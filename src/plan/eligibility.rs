@@ -52,10 +52,7 @@ fn ineligible(what: String, hint: impl Into<String>) -> Error {
 pub fn service_protocol(svc: &Service) -> Protocol {
     let first = svc.spec.as_ref().and_then(|s| s.ports.as_ref()).and_then(|p| p.first());
     let name = first.and_then(|p| p.name.as_deref()).unwrap_or("");
-    match name.split('-').next().unwrap_or("").to_ascii_lowercase().as_str() {
-        "http" | "http2" | "grpc" => Protocol::Http,
-        _ => Protocol::Tcp,
-    }
+    if crate::plan::routing::is_http_like(name) { Protocol::Http } else { Protocol::Tcp }
 }
 
 pub fn version_of(d: &Deployment) -> Option<String> {

@@ -78,10 +78,12 @@ fn number_in(unit: &str, raw: &str) -> Result<f64, String> {
     let n: f64 = digits.trim().parse().map_err(|_| {
         format!("{raw:?} is not a number{}", if unit == "ms" { " of ms or s (e.g. 500ms)" } else { "" })
     })?;
+    // After the unit: `1e308s` is finite, but not in ms.
+    let n = n * factor;
     if !n.is_finite() {
         return Err(format!("{raw:?} is not a finite number"));
     }
-    Ok(n * factor)
+    Ok(n)
 }
 
 /// Parses `METRIC OP VALUE`, e.g. `success-rate>=99`, `p99<=500ms`, `p99-delta<=50ms`.
@@ -143,6 +145,9 @@ pub fn analysis(text: &str) -> Result<Vec<Gate>, String> {
     for g in file.gates {
         if g.name.trim().is_empty() {
             return Err("a gate has an empty name".into());
+        }
+        if let Some(v) = [g.min, g.max].into_iter().flatten().find(|v| !v.is_finite()) {
+            return Err(format!("gate {:?}: {v} is not a finite number", g.name));
         }
         if g.min.is_none() && g.max.is_none() {
             return Err(format!("gate {:?} needs a min, a max or both", g.name));
@@ -213,6 +218,17 @@ fn selector(t: &Target, extra: &str) -> String {
 /// Requests the version answered in the window: whether there is enough traffic to judge.
 pub fn requests_query(t: &Target, w: Duration) -> String {
     format!("sum(increase(istio_requests_total{{{}}}[{}]))", selector(t, ""), window(w))
+}
+
+/// The most samples any one of the version's request series has in the window: a rate needs
+/// two.
+pub fn samples_query(t: &Target, w: Duration) -> String {
+    format!("max(count_over_time(istio_requests_total{{{}}}[{}]))", selector(t, ""), window(w))
+}
+
+/// Unix time of the version's latest request sample, within Prometheus's lookback.
+pub fn last_sample_query(t: &Target) -> String {
+    format!("max(timestamp(istio_requests_total{{{}}}))", selector(t, ""))
 }
 
 /// The PromQL of one measure for one version.

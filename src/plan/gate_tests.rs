@@ -40,6 +40,7 @@ fn bad_gates_say_what_is_wrong() {
     assert!(e.contains("unknown metric \"p95\"") && e.contains("p99"), "{e}");
     assert!(parse("p99<=fast").unwrap_err().contains("not a number of ms or s"));
     assert!(parse("p99<=inf").unwrap_err().contains("not a finite number"));
+    assert!(parse("p99<=1e308s").unwrap_err().contains("not a finite number"), "infinite in ms");
     assert!(parse("success-rate>=").unwrap_err().contains("not a number"));
 }
 
@@ -134,6 +135,12 @@ fn analysis_files_fill_every_placeholder_and_refuse_mistakes() {
     assert!(analysis("gates: []").unwrap_err().contains("no gates"));
     assert!(analysis("gates:\n- {name: a, query: up}").unwrap_err().contains("needs a min, a max or both"));
     assert!(analysis("gates:\n- {name: a, query: up, min: 2, max: 1}").unwrap_err().contains("above max"));
+    assert!(
+        analysis("gates:\n- {name: a, query: up, max: .nan}").unwrap_err().contains("not a finite number")
+    );
+    assert!(
+        analysis("gates:\n- {name: a, query: up, min: -.inf}").unwrap_err().contains("not a finite number")
+    );
     assert!(
         analysis("gates:\n- {name: a, query: '{{pod}}', max: 1}")
             .unwrap_err()

@@ -2,11 +2,18 @@
 //! objects to write out. No client, no clock, no I/O.
 
 pub mod create;
+pub mod drift;
 pub mod eligibility;
+pub mod events;
+pub mod first_data;
 pub mod gate;
+pub mod gitops;
+pub mod identity;
 pub mod journal;
+pub mod live;
 pub mod new_version;
 pub mod operate;
+pub mod owners;
 pub mod pods;
 pub mod rbac;
 pub mod routing;

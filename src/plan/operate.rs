@@ -78,6 +78,21 @@ pub fn current_weight(s: &Strategy) -> Option<u8> {
         .map(|w| w.clamp(0, 100) as u8)
 }
 
+/// What a task route carries besides its match and destinations: the mirror and the user's own
+/// fields (timeout, retries, headers, fault, corsPolicy), taken from the unconditional route so
+/// that weight and match changes keep them.
+fn carried(http: &[HttpRoute]) -> HttpRoute {
+    let from = http.iter().rev().find(|h| h.matches.is_empty()).or(http.first());
+    from.map(|h| HttpRoute {
+        name: h.name.clone(),
+        mirror: h.mirror.clone(),
+        mirror_percentage: h.mirror_percentage.clone(),
+        extra: h.extra.clone(),
+        ..HttpRoute::default()
+    })
+    .unwrap_or_default()
+}
+
 fn refuse(field: &str, msg: String) -> Error {
     Error::Invalid(vec![Problem::new(field, msg)])
 }
@@ -116,9 +131,10 @@ pub fn apply(s: &Strategy, change: &Change) -> Result<TaskState, Error> {
             let (wo, wn) = (100 - i32::from(*w), i32::from(*w));
             let route = vec![RouteDestination::to(&svc, &old, wo), RouteDestination::to(&svc, &new, wn)];
             if is_tcp(s) {
-                st.tcp = vec![TcpRoute { matches: vec![], route, ..TcpRoute::default() }];
+                let extra = st.tcp.first().map(|t| t.extra.clone()).unwrap_or_default();
+                st.tcp = vec![TcpRoute { matches: vec![], route, extra }];
             } else {
-                st.http = vec![HttpRoute { route, ..HttpRoute::default() }];
+                st.http = vec![HttpRoute { route, ..carried(&st.http) }];
             }
             st.governor = match w {
                 100 => new.clone(),
@@ -139,13 +155,14 @@ pub fn apply(s: &Strategy, change: &Change) -> Result<TaskState, Error> {
                     format!("task {} is TCP: request parameters need HTTP", name(s)),
                 ));
             }
+            let keep = carried(&st.http);
             st.http = vec![
                 HttpRoute {
                     matches: vec![rule.to_http_match()],
                     route: vec![RouteDestination::to(&svc, &new, 100)],
-                    ..HttpRoute::default()
+                    ..keep.clone()
                 },
-                HttpRoute { route: vec![RouteDestination::to(&svc, &old, 100)], ..HttpRoute::default() },
+                HttpRoute { route: vec![RouteDestination::to(&svc, &old, 100)], ..keep },
             ];
             st.governor = String::new();
         }
@@ -315,6 +332,34 @@ mod tests {
         assert_eq!(st.http[0].mirror_percentage, Some(Percent { value: 25.0 }));
         let off = apply(&with_state(&canary(0), &st), &Change::Mirror { on: false, percent: None }).unwrap();
         assert!(off.http[0].mirror.is_none());
+    }
+
+    #[test]
+    fn weight_and_match_changes_keep_the_mirror_and_the_users_route_fields() {
+        let mut s = canary(20);
+        let route = &mut s.spec.template.spec.http[0];
+        route.mirror = Some(Destination { host: "reviews".into(), subset: Some("v2".into()), port: None });
+        route.mirror_percentage = Some(Percent { value: 20.0 });
+        route.extra.insert("timeout".into(), json!("5s"));
+        route.extra.insert("retries".into(), json!({"attempts": 3}));
+        let cases = [
+            ("weight", Change::Weight(40)),
+            ("ratio", Change::Ratio(40)),
+            ("match", Change::Match(MatchRule { os: vec![ClientOs::Android], ..MatchRule::default() })),
+        ];
+        for (case, change) in cases {
+            let st = apply(&s, &change).unwrap();
+            for h in &st.http {
+                assert_eq!(h.mirror.as_ref().and_then(|m| m.subset.as_deref()), Some("v2"), "{case}");
+                assert_eq!(h.mirror_percentage, Some(Percent { value: 20.0 }), "{case}");
+                assert_eq!(h.extra.get("timeout"), Some(&json!("5s")), "{case}");
+                assert_eq!(h.extra.get("retries"), Some(&json!({"attempts": 3})), "{case}");
+            }
+            // Back from request parameters to a ratio keeps them too.
+            let back = apply(&with_state(&s, &st), &Change::Ratio(10)).unwrap();
+            assert_eq!(back.http[0].extra.get("timeout"), Some(&json!("5s")), "{case}");
+            assert!(back.http[0].mirror.is_some(), "{case}");
+        }
     }
 
     #[test]

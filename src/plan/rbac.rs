@@ -6,20 +6,16 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verb {
     Create,
     List,
-    #[value(name = "list-all")]
     ListAll,
     Status,
-    #[value(name = "status-watch")]
     StatusWatch,
     Shift,
-    #[value(name = "shift-gradual")]
     ShiftGradual,
     /// A gradual shift with metric gates (reads Prometheus through the service proxy).
-    #[value(name = "shift-gated")]
     ShiftGated,
     Analyze,
     Match,
@@ -35,6 +31,31 @@ pub enum Verb {
 }
 
 impl Verb {
+    /// The name `kubectl grayscale rbac` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Create => "create",
+            Verb::List => "list",
+            Verb::ListAll => "list-all",
+            Verb::Status => "status",
+            Verb::StatusWatch => "status-watch",
+            Verb::Shift => "shift",
+            Verb::ShiftGradual => "shift-gradual",
+            Verb::ShiftGated => "shift-gated",
+            Verb::Analyze => "analyze",
+            Verb::Match => "match",
+            Verb::Takeover => "takeover",
+            Verb::Mirror => "mirror",
+            Verb::Pause => "pause",
+            Verb::Resume => "resume",
+            Verb::Offline => "offline",
+            Verb::History => "history",
+            Verb::Undo => "undo",
+            Verb::Sync => "sync",
+            Verb::Init => "init",
+        }
+    }
+
     pub const ALL: [Verb; 19] = [
         Verb::Create,
         Verb::List,
@@ -65,7 +86,8 @@ pub enum Mode {
 }
 
 /// One permission: an API group, a resource, a verb, and whether it spans the cluster. A few
-/// are in a namespace of their own (Prometheus's), on one named object.
+/// are in a namespace of their own (Prometheus's), on one named object. An optional one is
+/// printed in the Role but not checked up front: the verb works without it, with less.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Perm {
     pub group: &'static str,
@@ -74,6 +96,7 @@ pub struct Perm {
     pub cluster: bool,
     pub namespace: Option<&'static str>,
     pub name: Option<&'static str>,
+    pub optional: bool,
 }
 
 impl std::fmt::Display for Perm {
@@ -101,9 +124,28 @@ const ISTIO: &str = "networking.istio.io";
 fn p(group: &'static str, resource: &'static str, verbs: &[&'static str]) -> Vec<Perm> {
     verbs
         .iter()
-        .map(|v| Perm { group, resource, verb: v, cluster: false, namespace: None, name: None })
+        .map(|v| Perm {
+            group,
+            resource,
+            verb: v,
+            cluster: false,
+            namespace: None,
+            name: None,
+            optional: false,
+        })
         .collect()
 }
+
+fn optional(group: &'static str, resource: &'static str, verbs: &[&'static str]) -> Vec<Perm> {
+    p(group, resource, verbs).into_iter().map(|p| Perm { optional: true, ..p }).collect()
+}
+
+/// What names the optional rules of a Role, for scripts (YAML also says it in a comment).
+pub const ANN_OPTIONAL: &str = "grayscale.kubectl.io/optional-rules";
+
+/// Said above the optional rules of a printed Role.
+pub const OPTIONAL_NOTE: &str = "Optional: not checked before a change; without them owner detection \
+falls back to annotations and managedFields (it says so at -v 6), and a take-over records no Event.";
 
 /// Reading Prometheus through the API server's service proxy: Istio's addon with client
 /// routing, KubeSphere's monitoring Prometheus where KubeSphere routes.
@@ -116,7 +158,33 @@ fn prometheus(mode: Mode) -> Perm {
         cluster: false,
         namespace: Some(at.namespace),
         name: Some(at.name),
+        optional: false,
     }
+}
+
+/// The read round of every verb that changes or routes a task (`cluster::read`): the task, its
+/// Service, VirtualService, DestinationRule and pods, in both routing modes.
+fn read_round() -> Vec<Perm> {
+    let mut v = p(SM, "strategies", &["get"]);
+    v.extend(p("", "services", &["get"]));
+    v.extend(p(ISTIO, "virtualservices", &["get"]));
+    v.extend(p(ISTIO, "destinationrules", &["get"]));
+    v.extend(p("", "pods", &["list"]));
+    v
+}
+
+/// Owner detection (`cluster::read`): the Argo Rollouts that may name the task's
+/// VirtualService. Their CRD is often absent and a namespace's users may not list them, so
+/// detection falls back to annotations and managedFields: optional. (Flagger's Canaries are
+/// found by the ownerReference they put on the routes: no list.)
+fn owners() -> Vec<Perm> {
+    optional("argoproj.io", "rollouts", &["list"])
+}
+
+/// The Event each change records on the task: who moved the traffic. Best effort (a change
+/// whose Event may not be written warns and goes on), so never required up front.
+fn event() -> Vec<Perm> {
+    optional("", "events", &["create"])
 }
 
 /// Reading and writing routing after a task changed (`ops::converge`).
@@ -132,14 +200,17 @@ fn routing(mode: Mode) -> Vec<Perm> {
 
 /// Everything `verb` needs in `mode`, sorted and without duplicates.
 pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
-    let mut out = match verb {
+    let out = match verb {
         Verb::Create => {
             let mut v = p(SM, "strategies", &["list", "create"]);
             v.extend(p("apps", "deployments", &["list", "create", "delete"]));
             v.extend(p("", "services", &["get"]));
             v.extend(p("app.k8s.io", "applications", &["get"]));
             v.extend(p(ISTIO, "virtualservices", &["get"]));
+            v.extend(p(ISTIO, "destinationrules", &["get"]));
             v.extend(p("", "pods", &["watch"]));
+            v.extend(owners());
+            v.extend(event());
             match mode {
                 Mode::Client => {
                     // Server-side apply creates the routing objects the first time: create too.
@@ -179,7 +250,10 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
         }
         Verb::Shift | Verb::Match | Verb::Mirror | Verb::Pause | Verb::Resume | Verb::Undo => {
             let mut v = p(SM, "strategies", &["get", "patch"]);
+            v.extend(read_round());
             v.extend(routing(mode));
+            v.extend(owners());
+            v.extend(event());
             v
         }
         Verb::ShiftGradual => {
@@ -198,17 +272,26 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
             v
         }
         Verb::Takeover => {
-            // The incident fast path: read and write the task, patch the VirtualService (client
-            // routing) or read it to see that KubeSphere routes. When another command routed
-            // in between, the fallback also needs what `sync` needs.
+            // The incident lever: one read round, then the task and the VirtualService (client
+            // routing). Nothing is checked up front, so nothing it can do without is required:
+            // when the DestinationRule must change too (a version's readiness changed since the
+            // last routing), it also needs what `sync` needs; and its Event is best effort.
             let mut v = p(SM, "strategies", &["get", "patch"]);
-            v.extend(p(ISTIO, "virtualservices", &[if mode == Mode::Client { "patch" } else { "get" }]));
+            v.extend(read_round());
+            if mode == Mode::Client {
+                v.extend(p(ISTIO, "virtualservices", &["patch"]));
+            }
+            v.extend(owners());
+            v.extend(event().into_iter().map(|p| Perm { optional: true, ..p }));
             v
         }
         Verb::Offline => {
             let mut v = p(SM, "strategies", &["get", "patch", "delete"]);
             v.extend(p("apps", "deployments", &["delete"]));
+            v.extend(read_round());
             v.extend(routing(mode));
+            v.extend(owners());
+            v.extend(event());
             if mode == Mode::Kubesphere {
                 v.extend(p(ISTIO, "virtualservices", &["list", "watch"]));
             }
@@ -219,7 +302,9 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
             // Sync routes tasks the console made on clusters without KubeSphere: their routing
             // objects do not exist yet.
             let mut v = p(SM, "strategies", &["get"]);
+            v.extend(read_round());
             v.extend(routing(mode));
+            v.extend(owners());
             if mode == Mode::Client {
                 v.extend(p(ISTIO, "destinationrules", &["create"]));
                 v.extend(p(ISTIO, "virtualservices", &["create"]));
@@ -235,12 +320,20 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
                 cluster: true,
                 namespace: None,
                 name: None,
+                optional: false,
             })
             .collect(),
     };
-    out.sort();
-    out.dedup();
-    out
+    merge(out)
+}
+
+/// Sorted, without duplicates, and without an optional permission that is also required.
+pub fn merge(mut perms: Vec<Perm>) -> Vec<Perm> {
+    perms.sort();
+    perms.dedup();
+    let required: Vec<Perm> = perms.iter().filter(|p| !p.optional).cloned().collect();
+    perms.retain(|p| !p.optional || !required.contains(&Perm { optional: false, ..p.clone() }));
+    perms
 }
 
 /// Whether the rules a SelfSubjectRulesReview returned allow `p`.
@@ -259,9 +352,11 @@ pub fn allowed(rules: &[k8s_openapi::api::authorization::v1::ResourceRule], p: &
 /// any permission spans the cluster, the ClusterRole, as objects `kubectl apply` takes. Rules
 /// group verbs by resource.
 pub fn roles(perms: &[Perm], namespace: &str, name: &str) -> Vec<Value> {
-    let rules = |cluster: bool, ns: Option<&str>| -> Vec<Value> {
+    let perms = merge(perms.to_vec());
+    let rules = |cluster: bool, ns: Option<&str>, optional: bool| -> Vec<Value> {
         let mut by: BTreeMap<(&str, &str, Option<&str>), Vec<&str>> = BTreeMap::new();
-        for p in perms.iter().filter(|p| p.cluster == cluster && p.namespace == ns) {
+        for p in perms.iter().filter(|p| p.cluster == cluster && p.namespace == ns && p.optional == optional)
+        {
             let verbs = by.entry((p.group, p.resource, p.name)).or_default();
             if !verbs.contains(&p.verb) {
                 verbs.push(p.verb);
@@ -286,18 +381,79 @@ pub fn roles(perms: &[Perm], namespace: &str, name: &str) -> Vec<Value> {
         }
     }
     for ns in namespaces {
-        let ns_rules = rules(false, ns);
+        // Optional rules come last, so that one comment above them says what they are.
+        let mut ns_rules = rules(false, ns, false);
+        ns_rules.extend(rules(false, ns, true));
         if !ns_rules.is_empty() {
-            out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                "metadata": {"name": name, "namespace": ns.unwrap_or(namespace)}, "rules": ns_rules}));
+            let mut role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": name, "namespace": ns.unwrap_or(namespace)}, "rules": ns_rules});
+            let optional: Vec<String> = perms
+                .iter()
+                .filter(|p| p.optional && !p.cluster && p.namespace == ns)
+                .map(|p| p.to_string())
+                .collect();
+            if !optional.is_empty() {
+                role["metadata"]["annotations"] = json!({ANN_OPTIONAL: optional.join(", ")});
+            }
+            out.push(role);
         }
     }
-    let cluster_rules = rules(true, None);
+    let cluster_rules = rules(true, None, false);
     if !cluster_rules.is_empty() {
         out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": name}, "rules": cluster_rules}));
     }
     out
+}
+
+/// The permissions a printed rule grants, as `Perm` displays them.
+fn rule_perms(rule: &Value) -> Vec<String> {
+    let strs = |k: &str| -> Vec<&str> {
+        rule[k].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for g in strs("apiGroups") {
+        for r in strs("resources") {
+            for v in strs("verbs") {
+                out.push(if g.is_empty() { format!("{v} {r}") } else { format!("{v} {r}.{g}") });
+            }
+        }
+    }
+    out
+}
+
+/// The objects as YAML documents, with `OPTIONAL_NOTE` as a comment above a Role's optional
+/// rules (its last ones, as `roles` orders them; the annotation names their permissions).
+pub fn yaml(objects: &[Value]) -> String {
+    let docs: Vec<String> = objects
+        .iter()
+        .map(|o| {
+            let text = serde_yaml_ng::to_string(o).expect("roles serialise");
+            let Some(named) = o["metadata"]["annotations"][ANN_OPTIONAL].as_str() else { return text };
+            let named: Vec<&str> = named.split(", ").collect();
+            let rules = o["rules"].as_array().map_or(&[][..], Vec::as_slice);
+            let Some(first) =
+                rules.iter().position(|r| rule_perms(r).iter().all(|p| named.contains(&p.as_str())))
+            else {
+                return text;
+            };
+            let mut out = String::new();
+            let (mut in_rules, mut seen) = (false, 0);
+            for line in text.lines() {
+                in_rules |= line == "rules:";
+                if in_rules && line.starts_with("- ") {
+                    if seen == first {
+                        out.push_str(&format!("# {OPTIONAL_NOTE}\n"));
+                    }
+                    seen += 1;
+                }
+                out.push_str(line);
+                out.push('\n');
+            }
+            out
+        })
+        .collect();
+    docs.join("---\n")
 }
 
 #[cfg(test)]
@@ -313,7 +469,9 @@ mod tests {
         let c = needs(Verb::Shift, Mode::Client);
         assert!(has(&c, ISTIO, "destinationrules", "patch") && has(&c, "", "pods", "list"));
         let k = needs(Verb::Shift, Mode::Kubesphere);
-        assert!(!has(&k, ISTIO, "destinationrules", "patch") && !has(&k, "", "pods", "list"));
+        assert!(!has(&k, ISTIO, "destinationrules", "patch"));
+        // The read round lists the pods in both modes (live-state checks).
+        assert!(has(&k, "", "pods", "list"));
         assert!(has(&k, SM, "strategies", "patch"));
     }
 
@@ -337,7 +495,10 @@ mod tests {
         let rules = r[0]["rules"].as_array().unwrap();
         let strategies = rules.iter().find(|x| x["resources"][0] == "strategies").unwrap();
         assert_eq!(strategies["verbs"], json!(["delete", "get", "patch"]));
-        assert_eq!(r[0]["metadata"], json!({"name": "oncall", "namespace": "demo"}));
+        assert_eq!(
+            (r[0]["metadata"]["name"].as_str(), r[0]["metadata"]["namespace"].as_str()),
+            (Some("oncall"), Some("demo"))
+        );
     }
 
     #[test]
@@ -370,6 +531,93 @@ mod tests {
             prometheus(Mode::Client).to_string(),
             "get services/proxy prometheus:9090 in namespace istio-system"
         );
+    }
+
+    fn has_opt(perms: &[Perm], group: &str, resource: &str, verb: &str) -> Option<bool> {
+        perms
+            .iter()
+            .find(|p| p.group == group && p.resource == resource && p.verb == verb)
+            .map(|p| p.optional)
+    }
+
+    const CHANGES: [Verb; 11] = [
+        Verb::Create,
+        Verb::Shift,
+        Verb::ShiftGradual,
+        Verb::ShiftGated,
+        Verb::Match,
+        Verb::Mirror,
+        Verb::Pause,
+        Verb::Resume,
+        Verb::Offline,
+        Verb::Undo,
+        Verb::Takeover,
+    ];
+
+    #[test]
+    fn every_change_records_an_event_and_none_waits_for_its_permission() {
+        for v in CHANGES {
+            for m in [Mode::Client, Mode::Kubesphere] {
+                let want = Some(true);
+                assert_eq!(has_opt(&needs(v, m), "", "events", "create"), want, "{v:?} {m:?}");
+            }
+        }
+        for v in [Verb::Sync, Verb::Status, Verb::History, Verb::Analyze, Verb::List] {
+            assert_eq!(
+                has_opt(&needs(v, Mode::Client), "", "events", "create"),
+                None,
+                "{v:?} changes nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn owner_detection_reads_the_routing_objects_and_may_list_other_controllers() {
+        for v in CHANGES.into_iter().chain([Verb::Sync]) {
+            for m in [Mode::Client, Mode::Kubesphere] {
+                let n = needs(v, m);
+                for (g, r) in [(ISTIO, "virtualservices"), (ISTIO, "destinationrules"), ("", "services")] {
+                    assert_eq!(has_opt(&n, g, r, "get"), Some(false), "{v:?} {m:?} get {r}");
+                }
+                assert_eq!(has_opt(&n, "argoproj.io", "rollouts", "list"), Some(true), "{v:?} {m:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_permission_both_optional_and_required_is_required() {
+        let mut both = optional("", "events", &["create"]);
+        both.extend(p("", "events", &["create"]));
+        let merged = merge(both);
+        assert_eq!(has_opt(&merged, "", "events", "create"), Some(false));
+        assert_eq!(merged.iter().filter(|p| p.resource == "events").count(), 1);
+    }
+
+    #[test]
+    fn optional_rules_come_last_under_a_comment_and_are_named_by_an_annotation() {
+        let r = roles(&needs(Verb::Shift, Mode::Client), "demo", "oncall");
+        let role = &r[0];
+        assert_eq!(role["metadata"]["annotations"][ANN_OPTIONAL], "create events, list rollouts.argoproj.io");
+        let rules = role["rules"].as_array().unwrap();
+        assert_eq!(rules.last().unwrap()["resources"], json!(["rollouts"]));
+        // Every change's Event is best effort: it comes last with the Rollouts, under one comment.
+        let t = roles(&needs(Verb::Takeover, Mode::Client), "demo", "oncall");
+        assert_eq!(t[0]["metadata"]["annotations"][ANN_OPTIONAL], "create events, list rollouts.argoproj.io");
+        let text = yaml(&t);
+        let at = text.lines().position(|l| l.starts_with("# Optional:")).expect(&text);
+        assert_eq!(text.lines().nth(at + 2), Some("  - ''"), "the events rule first:\n{text}");
+        assert_eq!(serde_yaml_ng::from_str::<Value>(&text).unwrap(), t[0]);
+        let text = yaml(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines.iter().position(|l| l.starts_with("# Optional:")).expect(&text);
+        assert_eq!(lines[at + 1], "- apiGroups:", "{text}");
+        assert_eq!(lines[at + 2], "  - ''", "{text}");
+        assert_eq!(text.matches("# Optional:").count(), 1);
+        let back: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(&back, role);
+        // A Role without optional rules has no comment.
+        let plain = yaml(&roles(&needs(Verb::Status, Mode::Client), "demo", "oncall"));
+        assert!(!plain.contains('#'), "{plain}");
     }
 
     #[test]

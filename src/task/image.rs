@@ -2,14 +2,15 @@
 //! (distribution's reference grammar): `[domain[:port]/]path[:tag][@algorithm:hex]`. The API
 //! server accepts any string; a bad reference would fail only at pull time, in every pod.
 
-fn alnum(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+fn alnum(b: &u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
 /// `[a-z0-9]+` joined by `.`, `_`, `__` or one or more `-`.
 fn path_component(c: &str) -> bool {
+    // Bytes, not `&c[..1]`: a component may start or end inside a multi-byte character (`ñginx`).
     let b = c.as_bytes();
-    if b.is_empty() || !alnum(&c[..1]) || !alnum(&c[c.len() - 1..]) {
+    if !b.first().is_some_and(alnum) || !b.last().is_some_and(alnum) {
         return false;
     }
     let mut i = 0;
@@ -157,6 +158,10 @@ mod tests {
         a_registry_port_must_be_numeric: "registry.example.com:http/app" => false;
         a_space_is_refused: "ngi nx" => false;
         an_empty_reference_is_refused: "" => false;
+        a_non_ascii_first_letter_is_refused: "ñginx" => false;
+        a_non_ascii_last_letter_is_refused: "team/appé" => false;
+        a_non_ascii_registry_is_refused: "régistry.example.com/app" => false;
+        a_non_ascii_tag_is_refused: "nginx:1.2ñ" => false;
         a_tag_longer_than_128_is_refused: &format!("app:{}", "a".repeat(129)) => false;
     }
 }

@@ -104,7 +104,11 @@ fn number(p: &mut Problems, field: &str, v: &str) -> Option<f64> {
 fn apply_container_flags(p: &mut Problems, f: &CreateFlags, edits: &mut Vec<ContainerEdit>) {
     for s in &f.images {
         let (c, img) = split_target(s);
-        edit_for(edits, &c).image = Some(img);
+        // Checked here as well as with its container, so that the error names the flag.
+        match super::image::problem(&img) {
+            Some(why) => p.push(Problem::new("--image", format!("{img:?} is not an image reference: {why}"))),
+            None => edit_for(edits, &c).image = Some(img),
+        }
     }
     type Setter = fn(&mut Resources, f64);
     let resource_flags: [(&str, &Vec<String>, Setter); 4] = [
@@ -422,11 +426,22 @@ mod tests {
 
     #[test]
     fn an_image_with_a_registry_port_is_not_taken_for_a_container_name() {
-        let f =
-            CreateFlags { images: vec!["registry.local:5000/app=x".into(), "nginx:1.25".into()], ..flags() };
+        let f = CreateFlags { images: vec!["registry.local:5000/app=x".into()], ..flags() };
+        let p = build(TaskType::Canary, &f, None).unwrap_err();
+        assert!(p[0].message.starts_with("\"registry.local:5000/app=x\" is not"), "{}", p[0].message);
+        let f = CreateFlags { images: vec!["registry.local:5000/app:1".into()], ..flags() };
         let r = build(TaskType::Canary, &f, None).unwrap();
         assert_eq!(r.containers[0].name, DEFAULT_CONTAINER);
-        assert_eq!(r.containers[0].image.as_deref(), Some("nginx:1.25"));
+        assert_eq!(r.containers[0].image.as_deref(), Some("registry.local:5000/app:1"));
+    }
+
+    #[test]
+    fn a_bad_image_flag_is_reported_once_under_its_flag() {
+        let f = CreateFlags { images: vec!["ñginx".into(), "app=Bad/Ref".into()], ..flags() };
+        let p = build(TaskType::Canary, &f, None).unwrap_err();
+        let fields: Vec<_> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["--image", "--image"]);
+        assert!(p[0].message.contains("\"ñginx\" is not an image reference"), "{}", p[0].message);
     }
 
     #[test]

@@ -255,11 +255,14 @@ fn port_ref(p: &mut Problems, f: &str, port: &IntOrString) {
 
 fn probe(p: &mut Problems, f: &str, pr: &Probe, is_readiness: bool) {
     handler(p, f, &pr.http_get, pr.command.is_some(), &pr.tcp_port);
+    // The pod spec holds these as int32: a larger value would be cut short when written.
     let mut min = |name: &str, v: Option<i64>, lo: i64| {
-        if let Some(v) = v
-            && v < lo
-        {
-            p.push(Problem::new(format!("{f}.{name}"), format!("{v} must be at least {lo}")));
+        if let Some(v) = v {
+            if v < lo {
+                p.push(Problem::new(format!("{f}.{name}"), format!("{v} must be at least {lo}")));
+            } else if v > i64::from(i32::MAX) {
+                p.push(Problem::new(format!("{f}.{name}"), format!("{v} must be at most {}", i32::MAX)));
+            }
         }
     };
     min("initialDelaySeconds", pr.initial_delay_seconds, 0);
@@ -391,6 +394,25 @@ mod tests {
         });
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].field, "c.livenessProbe.successThreshold");
+    }
+
+    #[test]
+    fn probe_numbers_must_fit_the_pod_specs_int32() {
+        let c = ContainerEdit {
+            name: "a".into(),
+            readiness_probe: Some(Probe {
+                tcp_port: Some(IntOrString::Int(80)),
+                period_seconds: Some(4_294_967_297),
+                ..Probe::default()
+            }),
+            ..ContainerEdit::default()
+        };
+        let p = problems(|p| {
+            container(p, "c", &c);
+        });
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].field, "c.readinessProbe.periodSeconds");
+        assert!(p[0].message.contains("at most 2147483647"), "{}", p[0].message);
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct AnalysisView {
     pub verdict: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why a version shows no numbers, and when its first window with data ends.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub no_data: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -118,6 +121,12 @@ pub fn render(v: &AnalysisView, format: Format, color: bool) -> String {
         out.push('\n');
         out.push_str(&render_table(&["GATE", "VALUE", "NEEDS", "VERDICT"], &rows, color));
     }
+    if !v.no_data.is_empty() {
+        out.push('\n');
+        for n in &v.no_data {
+            out.push_str(&format!("No data: {n}\n"));
+        }
+    }
     if let Some(verdict) = &v.verdict {
         out.push_str(&format!("\nVerdict: {verdict}"));
         if let Some(r) = &v.reason {
@@ -154,6 +163,7 @@ mod tests {
             gates: vec![GateView { reading: g.read(Some(95.0), None, true), unit: "%" }],
             verdict: Some("fail".into()),
             reason: Some("success-rate>=99".into()),
+            no_data: vec![],
         }
     }
 
@@ -167,6 +177,19 @@ mod tests {
         assert!(lines[4].starts_with("v2") && lines[4].contains("95%") && lines[4].contains(" - "), "{text}");
         assert!(text.contains("success-rate>=99   95%     >= 99%   FAIL"), "{text}");
         assert!(text.ends_with("Verdict: fail (success-rate>=99)\n"));
+    }
+
+    #[test]
+    fn a_version_without_data_is_explained_under_the_tables() {
+        let mut v = view();
+        v.no_data =
+            vec!["v2: one sample in the last 10s so far; the first window with data ends in about 1s".into()];
+        let text = render(&v, Format::Table, false);
+        assert!(text.contains("\nNo data: v2: one sample in the last 10s so far;"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&render(&v, Format::Json, false)).unwrap();
+        assert_eq!(json["noData"][0], v.no_data[0]);
+        let none: serde_json::Value = serde_json::from_str(&render(&view(), Format::Json, false)).unwrap();
+        assert!(none.get("noData").is_none());
     }
 
     #[test]

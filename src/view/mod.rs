@@ -2,5 +2,6 @@
 
 pub use crate::plan::pods;
 pub mod analysis;
+pub mod history;
 pub mod render;
 pub mod task;

@@ -36,6 +36,16 @@ fn ready_cell(v: &TaskView) -> Cell {
     colored(text, if all_ready { Color::Green } else { Color::Yellow })
 }
 
+/// The task's traffic, and where the live routing drifted from it, who drifted it.
+fn traffic_cell(v: &TaskView) -> Cell {
+    let t = traffic_summary(&v.routing);
+    match (v.drift, &v.drift_by) {
+        (Some(true), Some(by)) => colored(format!("{t} (drift: {by})"), Color::Yellow),
+        (Some(true), None) => colored(format!("{t} (drift)"), Color::Yellow),
+        _ => t.into(),
+    }
+}
+
 pub fn list(views: &[TaskView], format: Format, all_namespaces: bool, now: i64, color: bool) -> String {
     match format {
         Format::Json => to_json(&Envelope {
@@ -85,7 +95,7 @@ pub fn list(views: &[TaskView], format: Format, all_namespaces: bool, now: i64, 
                         .into(),
                     );
                     r.push(ready_cell(v));
-                    r.push(traffic_summary(&v.routing).into());
+                    r.push(traffic_cell(v));
                     r.push(match &v.governor {
                         Some(g) => colored(g.clone(), Color::Magenta),
                         None => "-".into(),
@@ -173,6 +183,9 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
     if let Some(m) = &v.routing.matches {
         out.push_str(&format!("         {m}\n"));
     }
+    if let Some(c) = &v.last_change {
+        out.push_str(&format!("{}  {c}\n", b("Last change")));
+    }
     out.push('\n');
     let rows: Vec<Vec<Cell>> = v
         .versions
@@ -208,9 +221,18 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
         }
     }
     if v.drift == Some(true) {
+        let by = v.drift_by.as_ref().map(|m| format!(" (changed by {m})")).unwrap_or_default();
         out.push_str(&format!(
-            "  {} the VirtualService does not route what the task says; fix it with: kubectl grayscale sync {} -n {}\n",
+            "  {} the VirtualService does not route what the task says{by}; fix it with: kubectl grayscale sync {} -n {}\n",
             paint(color, "drift:", Color::Yellow),
+            v.name,
+            v.namespace
+        ));
+    }
+    if v.policy == crate::model::strategy::POLICY_PAUSED {
+        out.push_str(&format!(
+            "  {} routing stays on the Service's default route, whatever the task's weights say, until: kubectl grayscale resume {} -n {}\n",
+            paint(color, "paused:", Color::Yellow),
             v.name,
             v.namespace
         ));
@@ -322,6 +344,8 @@ mod snapshot_tests {
             pods: vec![],
             events: vec![],
             drift: None,
+            drift_by: None,
+            last_change: None,
         }
     }
 
@@ -354,5 +378,33 @@ mod snapshot_tests {
              Routing now (VirtualService)\n  \
              port 9080  ████████████████████████░░░░░░  v1 80%  v2 20%\n"
         );
+    }
+
+    #[test]
+    fn drift_names_its_manager_in_the_list_and_the_status() {
+        let mut v = view();
+        v.drift = Some(true);
+        v.drift_by = Some("console-edit".into());
+        v.last_change = Some("shift by alice at 2026-01-01T00:04:00Z".into());
+        let out = list(&[v.clone()], Format::Table, false, NOW, false);
+        assert!(out.contains("  v1 80% v2 20% (drift: console-edit)  "), "{out}");
+        let out = status(&v, Format::Table, NOW, false);
+        assert!(
+            out.contains("Traffic  v1 80% v2 20%\nLast change  shift by alice at 2026-01-01T00:04:00Z\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  drift: the VirtualService does not route what the task says (changed by console-edit); fix it with: kubectl grayscale sync reviews-canary -n demo\n"),
+            "{out}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&status(&v, Format::Json, NOW, false)).unwrap();
+        assert_eq!(
+            (&j["drift"], &j["driftBy"]),
+            (&serde_json::json!(true), &serde_json::json!("console-edit"))
+        );
+        assert_eq!(j["lastChange"], "shift by alice at 2026-01-01T00:04:00Z");
+        v.drift_by = None;
+        let out = list(&[v], Format::Table, false, NOW, false);
+        assert!(out.contains("  v1 80% v2 20% (drift)  "), "{out}");
     }
 }

@@ -39,10 +39,18 @@ pub struct TaskView {
     pub live_routing: Vec<PortRouting>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodView>,
-    /// Status only: whether the live VirtualService routes differently from what the task
+    /// Status and list: whether the live VirtualService routes differently from what the task
     /// derives (`kubectl grayscale sync` repairs it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<bool>,
+    /// Status and list, with drift: the field manager that changed the VirtualService after the
+    /// plugin last wrote it (the console, `kubectl edit`, a controller), from its managedFields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_by: Option<String>,
+    /// Status only: the task's last change and who made it (the journal, or the field manager
+    /// of a change made outside the plugin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<String>,
     /// Status only: the latest Warning events of the task's pods.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventView>,
@@ -261,7 +269,19 @@ pub fn task_view(
         pods,
         events: vec![],
         drift: None,
+        drift_by: None,
+        last_change: None,
     }
+}
+
+/// A task's intended traffic in one line, as `history`, the before/after report and the task's
+/// Events print it: `v1 70% v2 30%`, with ` [paused]` when the task is paused.
+pub fn task_summary(s: &Strategy) -> String {
+    let mut t = traffic_summary(&routing_view(s));
+    if s.policy() == POLICY_PAUSED {
+        t.push_str(" [paused]");
+    }
+    t
 }
 
 /// A one-cell summary of the traffic split: `v1 70% v2 30%`, `v1 100% (takeover)`...

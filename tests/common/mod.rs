@@ -29,26 +29,55 @@ pub fn plane() -> &'static Plane {
     PLANE.get_or_init(|| start_plane(&[]))
 }
 
+/// KubeSphere 3.3's controllers beside the repository (`../shared/peers/kubesphere-3.3/`), as
+/// build.rs found them. Where it did not, the conformance suite is compiled as ignored.
 pub fn kubesphere_peer() -> Option<PathBuf> {
-    let dir = repo().join("../shared/peers/kubesphere-3.3");
-    dir.join("controller-manager").is_file().then_some(dir)
+    option_env!("GRAYSCALE_KUBESPHERE_PEER").map(PathBuf::from)
 }
 
 /// A second control plane running KubeSphere's controllers with the upstream CRDs, for the
-/// conformance suite. None where the peer is not at hand.
-pub fn kubesphere_plane() -> Option<&'static Plane> {
-    static PLANE: OnceLock<Option<Plane>> = OnceLock::new();
-    PLANE
-        .get_or_init(|| {
-            let peer = kubesphere_peer()?;
-            let state = plane().state.with_file_name("plane-ks");
-            Some(start_plane(&[
-                ("GRAYSCALE_STATE", state.to_str().unwrap()),
-                ("GRAYSCALE_CRDS", peer.join("crds").to_str().unwrap()),
-                ("GRAYSCALE_PEER", peer.join("controller-manager").to_str().unwrap()),
-            ]))
-        })
-        .as_ref()
+/// conformance suite (the state folder `plane-ks` beside the first plane's, as `hack/test.sh`
+/// starts it). Never skips: without the peer, or if the plane or the peer cannot start, every
+/// test that asks for it fails with the reason.
+pub fn kubesphere_plane() -> &'static Plane {
+    static PLANE: OnceLock<Plane> = OnceLock::new();
+    PLANE.get_or_init(|| {
+        let peer = kubesphere_peer().expect(
+            "this build did not find KubeSphere 3.3's controllers beside the repository \
+             (../shared/peers/kubesphere-3.3/); the conformance suite cannot run",
+        );
+        let manager = peer.join("controller-manager");
+        assert!(manager.is_file(), "{} is missing: the conformance peer cannot start", manager.display());
+        let state = plane().state.with_file_name("plane-ks");
+        let p = start_plane(&[
+            ("GRAYSCALE_STATE", state.to_str().unwrap()),
+            ("GRAYSCALE_CRDS", peer.join("crds").to_str().unwrap()),
+            ("GRAYSCALE_PEER", manager.to_str().unwrap()),
+        ]);
+        assert_peer_runs(&p);
+        p
+    })
+}
+
+/// `hack/local-cluster.sh` starts the peer in the background and does not wait for it; a peer
+/// that exits at once (not executable, refused its kubeconfig) leaves the plane's `status`
+/// failing. Checked a moment after the start, with the peer's log in the failure.
+fn assert_peer_runs(p: &Plane) {
+    std::thread::sleep(Duration::from_secs(2));
+    let status = Command::new("bash")
+        .arg(repo().join("hack/local-cluster.sh"))
+        .arg("status")
+        .env("GRAYSCALE_STATE", &p.state)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hack/local-cluster.sh status");
+    assert!(
+        status.status.success(),
+        "KubeSphere's controllers (the conformance peer) are not running on {}: {}\npeer log:\n{}",
+        p.state.display(),
+        String::from_utf8_lossy(&status.stdout).trim(),
+        std::fs::read_to_string(p.state.join("logs/peer.log")).unwrap_or_default()
+    );
 }
 
 fn start_plane(env: &[(&str, &str)]) -> Plane {
@@ -367,8 +396,14 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// A request that can change what the cluster stores. Access reviews and "who am I"
+    /// (SelfSubjectReview) are `create`s that store nothing: the permission check goes out with
+    /// a verb's other reads.
     pub fn mutating(&self) -> bool {
-        matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
+        let review = self.resource.ends_with("accessreviews")
+            || self.resource.ends_with("rulesreviews")
+            || self.resource == "selfsubjectreviews";
+        matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection") && !review
     }
 
     /// `verb resource` (`get strategies`), or `verb /path` for a non-resource request.
@@ -434,6 +469,33 @@ impl Audit {
             .filter(|e| e.user_agent.starts_with("kubectl-grayscale/"))
             .filter(|e| ns.is_empty() || e.namespace == ns)
             .collect()
+    }
+}
+
+/// The read round of every verb that changes a task (and takes no permission check first).
+pub const READ_ROUND: &[&str] = &[
+    "get strategies",
+    "get services",
+    "get virtualservices",
+    "get destinationrules",
+    "list pods",
+    "list rollouts",
+];
+
+/// Asserts a command's requests, round by round: the requests of one round go out together and
+/// may complete in any order, so each round is compared as a sorted list; rounds in order.
+pub fn assert_rounds(reqs: &[AuditEvent], rounds: &[&[&str]]) {
+    let got: Vec<String> = reqs.iter().map(|e| e.short()).collect();
+    let want_len: usize = rounds.iter().map(|r| r.len()).sum();
+    assert_eq!(got.len(), want_len, "{got:#?}");
+    let mut at = 0;
+    for (i, round) in rounds.iter().enumerate() {
+        let mut g: Vec<&str> = got[at..at + round.len()].iter().map(String::as_str).collect();
+        let mut w: Vec<&str> = round.to_vec();
+        g.sort();
+        w.sort();
+        assert_eq!(g, w, "round {} of {got:#?}", i + 1);
+        at += round.len();
     }
 }
 
@@ -590,7 +652,8 @@ impl Proxy {
         std::fs::create_dir_all(&dir).unwrap();
         let rules = dir.join("rules.json");
         std::fs::write(&rules, "{}").unwrap();
-        let bin = repo().join("target/debug/fault-proxy");
+        // Beside the plugin's own binary: the same build, wherever its target directory is.
+        let bin = std::path::Path::new(BIN).with_file_name("fault-proxy");
         let mut child = Command::new(&bin)
             .args(["--upstream", &upstream])
             .arg("--ca")

@@ -120,6 +120,8 @@ pub struct CreateArgs {
     /// Fail once a pod has been failing (ImagePullBackOff, CrashLoopBackOff...) for this long.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub fail_after: Duration,
+    #[command(flatten)]
+    pub force: crate::commands::change::Force,
 }
 
 impl CreateArgs {

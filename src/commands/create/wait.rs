@@ -8,13 +8,13 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::CreateArgs;
 use super::hints::{failure_hint, interrupted_hint};
-use crate::cluster::{Kube, PodChange, Write, await_routing, pod_events};
+use crate::cluster::route as ops;
+use crate::cluster::{Kube, PodChange, await_routing, pod_events};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::model::istio::DestinationRule;
 use crate::model::istio::VirtualService;
 use crate::model::strategy::{LABEL_APP, LABEL_VERSION, Strategy};
-use crate::ops;
 use crate::plan::create::Plan;
 use crate::plan::pods::pod_view;
 use crate::plan::routing::{self, RoutingChoice, RoutingPlan};
@@ -187,11 +187,11 @@ async fn route(
     {
         let read_at = written.vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
         let failed = |e| ops::routing_failed(e, &req.name, ns);
-        let r = match ops::write_routing(kube, ns, &r, Write::Real, read_at.as_deref()).await {
+        let r = match ops::write_plan(kube, ns, &r, read_at.as_deref()).await {
             Ok(()) => r,
             // Someone changed the routing since it was pinned: route the latest task from fresh reads.
             Err(Error::Conflict { .. }) => {
-                match ops::converge(kube, ns, &req.name, None, RoutingChoice::Client).await.map_err(failed)? {
+                match ops::converge(kube, ns, &req.name, RoutingChoice::Client).await.map_err(failed)? {
                     ops::RoutedBy::Client(r) => *r,
                     ops::RoutedBy::Kubesphere => unreachable!("client routing was asked for"),
                 }

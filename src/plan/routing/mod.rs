@@ -34,7 +34,7 @@ pub enum Flavor {
 }
 
 /// Who writes the routing objects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RoutingChoice {
     /// kubesphere when KubeSphere's controller-manager writes the Service's VirtualService, else client.
     Auto,
@@ -46,12 +46,40 @@ pub enum RoutingChoice {
 
 /// Whether KubeSphere's controller-manager writes this VirtualService (it does for every
 /// mesh-enabled Service under KubeSphere). Client routing would fight it.
+impl RoutingChoice {
+    pub const ALL: [RoutingChoice; 3] =
+        [RoutingChoice::Auto, RoutingChoice::Client, RoutingChoice::Kubesphere];
+
+    /// The name `--routing` takes, and what it means.
+    pub fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            RoutingChoice::Auto => (
+                "auto",
+                "kubesphere when KubeSphere's controller-manager writes the Service's VirtualService, else client",
+            ),
+            RoutingChoice::Client => {
+                ("client", "the plugin writes the DestinationRule and VirtualService itself")
+            }
+            RoutingChoice::Kubesphere => {
+                ("kubesphere", "KubeSphere's controllers route; the plugin writes only the Strategy")
+            }
+        }
+    }
+}
+
 pub fn managed_by_kubesphere(vs: Option<&VirtualService>) -> bool {
-    vs.and_then(|v| v.metadata.managed_fields.as_ref())
+    // KubeSphere 4.x's service-mesh extension links its VirtualService to the Strategy by a label.
+    let ks4 = vs
+        .and_then(|v| v.metadata.labels.as_ref())
+        .is_some_and(|l| l.contains_key("servicemesh.kubesphere.io/controlled-by-strategy"));
+    ks4 || vs
+        .and_then(|v| v.metadata.managed_fields.as_ref())
         .into_iter()
         .flatten()
         .filter_map(|m| m.manager.as_deref())
-        .any(|m| m == "controller-manager" || m == "ks-controller-manager")
+        .any(|m| {
+            matches!(m, "controller-manager" | "ks-controller-manager" | "servicemesh-controller-manager")
+        })
 }
 
 /// One Service port as routing sees it.
@@ -114,6 +142,44 @@ pub fn destination_rule(svc: &Service, ready_versions: &[String]) -> Destination
     }
 }
 
+/// Keeps what users set on the live DestinationRule: its traffic policy and other fields, and
+/// each subset's own traffic policy (subsets are matched by name), so that no routing write
+/// erases them.
+pub fn keep_policies(want: &mut DestinationRule, live: Option<&DestinationRule>) {
+    let Some(live) = live else { return };
+    if want.spec.traffic_policy.is_none() {
+        want.spec.traffic_policy = live.spec.traffic_policy.clone();
+    }
+    for (k, v) in &live.spec.extra {
+        want.spec.extra.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    for sub in &mut want.spec.subsets {
+        if let Some(old) = live.spec.subsets.iter().find(|o| o.name == sub.name)
+            && sub.traffic_policy.is_none()
+        {
+            sub.traffic_policy = old.traffic_policy.clone();
+        }
+    }
+}
+
+/// Whether `want`'s labels or annotations are not all on `live` as they are.
+fn meta_differs(live: &ObjectMeta, want: &ObjectMeta) -> bool {
+    let missing = |w: &Option<BTreeMap<String, String>>, l: &Option<BTreeMap<String, String>>| {
+        w.iter().flatten().any(|(k, v)| l.as_ref().and_then(|l| l.get(k)) != Some(v))
+    };
+    missing(&want.labels, &live.labels) || missing(&want.annotations, &live.annotations)
+}
+
+/// Whether writing `want` would change the live DestinationRule.
+pub fn dr_differs(live: Option<&DestinationRule>, want: &DestinationRule) -> bool {
+    live.is_none_or(|l| l.spec != want.spec || meta_differs(&l.metadata, &want.metadata))
+}
+
+/// Whether writing `want` would change the live VirtualService.
+pub fn vs_differs(live: Option<&VirtualService>, want: &VirtualService) -> bool {
+    live.is_none_or(|l| l.spec != want.spec || meta_differs(&l.metadata, &want.metadata))
+}
+
 /// Every subset the task's template sends traffic to, normalised.
 pub fn template_subsets(s: &Strategy) -> Vec<String> {
     let t = &s.spec.template.spec;
@@ -138,8 +204,10 @@ pub fn template_subsets(s: &Strategy) -> Vec<String> {
 pub enum RoutingMode {
     /// No subset to route to yet.
     Empty,
-    /// The Service's default route (no task, paused, or waiting for a subset).
+    /// The Service's default route (no task, or waiting for a subset).
     Default,
+    /// The Service's default route because the task is paused.
+    Paused,
     /// Generated from the task.
     Task,
 }
@@ -237,6 +305,9 @@ pub fn virtual_service_as(
             (derive::generated(s, &svc_name, &ports, flavor), RoutingMode::Task)
         }
         _ => match subsets.first() {
+            Some(first) if strategy.is_some_and(|s| s.policy() == POLICY_PAUSED) => {
+                (derive::default_spec(&svc_name, &ports, first), RoutingMode::Paused)
+            }
             Some(first) => (derive::default_spec(&svc_name, &ports, first), RoutingMode::Default),
             None => (VirtualServiceSpec::default(), RoutingMode::Empty),
         },
@@ -335,6 +406,27 @@ pub fn kubesphere_never_routes(s: &Strategy) -> Option<String> {
             normalize_version(&principal)
         )
     })
+}
+
+/// A destination of the live routes that still sends traffic (or a mirror) to `version`'s
+/// subset, described; None when there is none.
+pub fn routes_to(live: Option<&VirtualServiceSpec>, version: &str) -> Option<String> {
+    let sub = normalize_version(version);
+    let live = live?;
+    let is = |d: &Destination| d.subset.as_deref() == Some(sub.as_str());
+    for h in &live.http {
+        if let Some(r) = h.route.iter().find(|r| is(&r.destination) && r.weight.unwrap_or(100) > 0) {
+            return Some(format!("an HTTP route at weight {}", r.weight.unwrap_or(100)));
+        }
+        if h.mirror.as_ref().is_some_and(is) {
+            return Some("a mirror".into());
+        }
+    }
+    live.tcp
+        .iter()
+        .flat_map(|t| &t.route)
+        .find(|r| is(&r.destination) && r.weight.unwrap_or(100) > 0)
+        .map(|r| format!("a TCP route at weight {}", r.weight.unwrap_or(100)))
 }
 
 /// Where each port's traffic goes, for display: `(port, [(subset, weight)], mirror)`.

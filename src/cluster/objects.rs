@@ -1,0 +1,200 @@
+//! Reading and writing namespaced objects: every call names what it does to which object, so
+//! failures classify into the plugin's errors with context.
+
+use kube::Resource;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::core::NamespaceResourceScope;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Kube, Write, classify, target};
+use crate::FIELD_MANAGER;
+use crate::error::Result;
+
+impl Kube {
+    /// A JSON merge patch; a `metadata.resourceVersion` in it makes the write conditional.
+    pub async fn merge_patch<K>(&self, ns: &str, name: &str, patch: &serde_json::Value) -> Result<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+        self.api::<K>(ns)
+            .patch(name, &pp, &Patch::Merge(patch))
+            .await
+            .map_err(|e| classify(target::<K>("update", Some(ns), Some(name)), e))
+    }
+
+    /// An RFC 6902 JSON patch; a `test` operation in it makes the write conditional (a failed
+    /// test is `Ok(None)`: nothing was written).
+    pub async fn json_patch<K>(&self, ns: &str, name: &str, ops: &serde_json::Value) -> Result<Option<K>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+        let patch: json_patch::Patch = serde_json::from_value(ops.clone()).expect("a JSON patch");
+        match self.api::<K>(ns).patch(name, &pp, &Patch::<()>::Json(patch)).await {
+            Ok(o) => Ok(Some(o)),
+            // The API server answers a failed `test` (or a missing path) with 422, and a missing
+            // object with 404: in both cases nothing was written.
+            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 404 => Ok(None),
+            Err(e) => Err(classify(target::<K>("update", Some(ns), Some(name)), e)),
+        }
+    }
+
+    fn api<K>(&self, ns: &str) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub async fn get<K>(&self, ns: &str, name: &str) -> Result<Option<K>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        self.api::<K>(ns)
+            .get_opt(name)
+            .await
+            .map_err(|e| classify(target::<K>("read", Some(ns), Some(name)), e))
+    }
+
+    /// Lists in one namespace, or all with `None`, following continue tokens page by page.
+    pub async fn list<K>(&self, ns: Option<&str>, selector: Option<&str>) -> Result<Vec<K>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let mut out = Vec::new();
+        self.list_pages(ns, selector, |page: Vec<K>| out.extend(page)).await?;
+        Ok(out)
+    }
+
+    /// Hands each page of a list to `each` as it arrives, so a caller that keeps less than the
+    /// whole objects never holds them all.
+    pub async fn list_pages<K>(
+        &self,
+        ns: Option<&str>,
+        selector: Option<&str>,
+        mut each: impl FnMut(Vec<K>),
+    ) -> Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = match ns {
+            Some(ns) => self.api(ns),
+            None => Api::all(self.client.clone()),
+        };
+        let mut lp = ListParams::default().limit(500);
+        if let Some(s) = selector {
+            lp = lp.labels(s);
+        }
+        loop {
+            let page = api.list(&lp).await.map_err(|e| classify(target::<K>("list", ns, None), e))?;
+            each(page.items);
+            match page.metadata.continue_ {
+                Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Warning events in a namespace (the `type` field selector every release serves).
+    pub async fn warning_events(&self, ns: &str) -> Result<Vec<k8s_openapi::api::core::v1::Event>> {
+        let lp = ListParams::default().fields("type=Warning").limit(500);
+        let api: Api<k8s_openapi::api::core::v1::Event> = self.api(ns);
+        api.list(&lp)
+            .await
+            .map(|l| l.items)
+            .map_err(|e| classify(target::<k8s_openapi::api::core::v1::Event>("list", Some(ns), None), e))
+    }
+
+    /// One page-by-page list, with the resourceVersion to watch from.
+    pub async fn list_with_version<K>(&self, ns: &str, selector: &str) -> Result<(Vec<K>, String)>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let lp = ListParams::default().labels(selector);
+        let list = self
+            .api::<K>(ns)
+            .list(&lp)
+            .await
+            .map_err(|e| classify(target::<K>("list", Some(ns), None), e))?;
+        Ok((list.items, list.metadata.resource_version.unwrap_or_default()))
+    }
+
+    pub async fn create<K>(&self, ns: &str, obj: &K, write: Write) -> Result<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Serialize
+            + Clone
+            + std::fmt::Debug,
+    {
+        let pp = PostParams { dry_run: write == Write::DryRun, field_manager: Some(FIELD_MANAGER.into()) };
+        let name = obj.meta().name.clone();
+        self.api::<K>(ns)
+            .create(&pp, obj)
+            .await
+            .map_err(|e| classify(target::<K>("create", Some(ns), name.as_deref()), e))
+    }
+
+    /// Server-side apply with the plugin's field manager. `force` takes over fields another
+    /// manager set, as a controller that owns the object does.
+    pub async fn apply<K>(&self, ns: &str, obj: &K, write: Write, force: bool) -> Result<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Serialize
+            + Clone
+            + std::fmt::Debug,
+    {
+        let name = obj.meta().name.clone().unwrap_or_default();
+        let mut pp = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            pp = pp.force();
+        }
+        if write == Write::DryRun {
+            pp = pp.dry_run();
+        }
+        self.api::<K>(ns)
+            .patch(&name, &pp, &Patch::Apply(obj))
+            .await
+            .map_err(|e| classify(target::<K>("apply", Some(ns), Some(&name)), e))
+    }
+
+    pub async fn delete<K>(&self, ns: &str, name: &str) -> Result<bool>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
+        match self.api::<K>(ns).delete(name, &dp).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(classify(target::<K>("delete", Some(ns), Some(name)), e)),
+        }
+    }
+}

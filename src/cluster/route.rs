@@ -1,0 +1,214 @@
+//! The one routing entry point: every verb that changes a task's traffic goes through `change`.
+//!
+//! 1. One round of parallel reads (`read`): the task, its Service, VirtualService,
+//!    DestinationRule and pods (and the user's permissions when asked).
+//! 2. The pure core judges the change against that state (`plan::live::check`): refused before
+//!    anything is written when it relies on what is not there.
+//! 3. The task is written, guarded by the resourceVersion it was read at, with a new write id. A
+//!    write whose outcome is unknown is looked up by that id before anything is computed again,
+//!    so a relative change applies once or not at all.
+//! 4. The routing derived from the written task and the live objects is written where it
+//!    differs, guarded by the VirtualService's resourceVersion (`routing`). If another command
+//!    routed in between, everything is read again and the newest task wins.
+
+use std::cell::Cell;
+
+use super::Kube;
+use super::access::preflight_with;
+use super::routing::{MAX_ATTEMPTS, pauses};
+use super::task::{Journal, change_patch, new_write_id, write_change};
+use crate::error::{Error, Result};
+use crate::model::istio::VirtualService;
+use crate::model::strategy::Strategy;
+use crate::plan::live::{self, Expect, Live};
+use crate::plan::operate::{self, Change};
+use crate::plan::rbac;
+use crate::plan::routing::{self, RoutingChoice};
+
+pub use super::read::read_live;
+pub use super::routing::{
+    RoutedBy, converge, kubesphere_routes, plan_of, route, route_without_task, wait_routed_away, write_plan,
+    write_routing,
+};
+
+/// How a verb changes its task.
+pub struct Request<'a> {
+    pub journal: Journal<'a>,
+    pub choice: RoutingChoice,
+    /// Check every permission the verb needs before the first write.
+    pub preflight: bool,
+    pub expect: Expect,
+    pub warn: &'a dyn Fn(&str),
+}
+
+pub struct Outcome {
+    pub before: Strategy,
+    pub after: Strategy,
+    pub changed: bool,
+    /// Conflicting writes that were retried on fresh state.
+    pub retries: u32,
+    pub routed: RoutedBy,
+}
+
+fn verb_of(j: Journal<'_>) -> rbac::Verb {
+    match j {
+        Journal::Pop => rbac::Verb::Undo,
+        Journal::Push("match") => rbac::Verb::Match,
+        Journal::Push("mirror") => rbac::Verb::Mirror,
+        Journal::Push("pause") => rbac::Verb::Pause,
+        Journal::Push("resume") => rbac::Verb::Resume,
+        Journal::Push("offline") => rbac::Verb::Offline,
+        Journal::Push("takeover" | "restore") => rbac::Verb::Takeover,
+        Journal::Push(_) => rbac::Verb::Shift,
+    }
+}
+
+pub fn mode_of(choice: RoutingChoice, vs: Option<&VirtualService>) -> rbac::Mode {
+    if kubesphere_routes(choice, vs) { rbac::Mode::Kubesphere } else { rbac::Mode::Client }
+}
+
+/// Changes a task and brings its routing to what the new state derives. `task_written` is set
+/// once the task's write is confirmed, so that a caller whose deadline cuts it short can say
+/// what was applied.
+pub async fn change(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    req: Request<'_>,
+    make: impl Fn(&Strategy) -> Result<Change>,
+    task_written: &Cell<bool>,
+) -> Result<Outcome> {
+    // Who the user is (for the journal and the Event) goes out with the first read round.
+    let (first, user) = tokio::join!(read_live(kube, ns, name, req.preflight), super::whoami::user(kube));
+    let kube = &kube.clone().with_user(user);
+    let mut first = Some(first?);
+    let mut pauses = pauses();
+    // The id of a write whose outcome is unknown, and the task it changed.
+    let mut pending: Option<(String, Strategy)> = None;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let (live, rules) = match first.take() {
+            Some(read) => read,
+            None => read_live(kube, ns, name, false).await?,
+        };
+        let retries = (attempt - 1) as u32;
+        if let Some((id, before)) = &pending
+            && live.task.annotation(routing::ANN_WRITE_ID) == Some(id.as_str())
+        {
+            task_written.set(true);
+            let before = before.clone();
+            return finish(kube, ns, live, &req, before, true, retries).await;
+        }
+        let kubesphere = kubesphere_routes(req.choice, live.vs.as_ref());
+        let c = make(&live.task)?;
+        let to = operate::apply(&live.task, &c)?;
+        let expect = Expect { kubesphere, ..req.expect.clone() };
+        let warnings = live::check(&live, &c, &expect)?;
+        if attempt == 1 {
+            operate::console_warnings(&live.task, &c).iter().chain(&warnings).for_each(|w| (req.warn)(w));
+            if let Some(rules) = rules {
+                let perms = rbac::needs(verb_of(req.journal), mode_of(req.choice, live.vs.as_ref()));
+                preflight_with(kube, ns, &format!("changing task {name}"), &perms, rules).await?;
+            }
+        }
+        if to == operate::state_of(&live.task) {
+            let before = live.task.clone();
+            return finish(kube, ns, live, &req, before, false, retries).await;
+        }
+        let id = new_write_id();
+        let patch = change_patch(&live.task, &to, req.journal, &kube.user, &id);
+        match write_change(kube, ns, name, &patch).await? {
+            Some(after) => {
+                task_written.set(true);
+                let before = live.task.clone();
+                let live = Live { task: after, ..live };
+                return finish(kube, ns, live, &req, before, true, retries).await;
+            }
+            None => {
+                pending = Some((id, live.task.clone()));
+                if let Some(p) = pauses.next() {
+                    tokio::time::sleep(p).await;
+                }
+            }
+        }
+    }
+    Err(Error::Conflict {
+        target: crate::cluster::target::<Strategy>("update", Some(ns), Some(name)),
+        message: "the task kept changing under this command".into(),
+        hint: Some(format!(
+            "the task kept changing under this command ({MAX_ATTEMPTS} attempts); see who else operates it: kubectl grayscale history {name} -n {ns}"
+        )),
+    })
+}
+
+async fn finish(
+    kube: &Kube,
+    ns: &str,
+    live: Live,
+    req: &Request<'_>,
+    before: Strategy,
+    changed: bool,
+    retries: u32,
+) -> Result<Outcome> {
+    let after = live.task.clone();
+    let name = live.identity.task.clone();
+    let routed = match route(kube, ns, live, req.choice, forced(req, &after)).await {
+        Ok(r) => r,
+        // A take-over that may not write routing puts the task back, so that task and routing
+        // still agree, and names the missing permission (exit 5).
+        Err(e @ Error::Forbidden { .. }) if changed && matches!(req.journal, Journal::Push("takeover")) => {
+            return Err(put_back(kube, ns, &name, &before, &after, e).await);
+        }
+        Err(e) => return Err(routing_failed(e, &name, ns)),
+    };
+    super::events::record_change(kube, req.journal, &before, &after, changed, req.warn).await;
+    Ok(Outcome { before, after, changed, retries, routed })
+}
+
+/// Writes the task state of `before` back over `after` (guarded by `after`'s resourceVersion),
+/// with `before`'s journal and write id: the routing, never changed, still carries that state.
+async fn put_back(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    before: &Strategy,
+    after: &Strategy,
+    denied: Error,
+) -> Error {
+    let mut ann = crate::plan::journal::annotation(&crate::plan::journal::read(before));
+    ann[routing::ANN_WRITE_ID] =
+        before.annotation(routing::ANN_WRITE_ID).map_or(serde_json::Value::Null, |w| w.into());
+    let patch = operate::merge_patch(after, &operate::state_of(before), ann);
+    match kube.merge_patch::<Strategy>(ns, name, &patch).await {
+        Ok(_) => match denied {
+            Error::Forbidden { target, message } => Error::Forbidden {
+                target,
+                message: format!(
+                    "{message}; the take-over was undone: task {name} is as it was, its routing unchanged"
+                ),
+            },
+            other => other,
+        },
+        Err(e) => Error::Partial {
+            message: format!(
+                "task {name} has the new governor but its routing could not be written ({denied}), and putting the governor back failed"
+            ),
+            hint: format!(
+                "write the routing with an account that may: kubectl grayscale sync {name} -n {ns}"
+            ),
+            source: Some(Box::new(e)),
+        },
+    }
+}
+
+/// The version a forced take-over routes to even without ready pods.
+fn forced(req: &Request<'_>, s: &Strategy) -> Option<String> {
+    req.expect.force.then(|| s.governor().map(str::to_string)).flatten()
+}
+
+pub fn routing_failed(e: Error, name: &str, ns: &str) -> Error {
+    Error::Partial {
+        message: format!("task {name} was changed but its routing could not be written"),
+        hint: format!("write the routing with: kubectl grayscale sync {name} -n {ns}"),
+        source: Some(Box::new(e)),
+    }
+}

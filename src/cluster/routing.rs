@@ -1,0 +1,199 @@
+//! Writing the routing a task derives (client routing), or leaving it to KubeSphere.
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+
+use super::read::read_live;
+use super::{Kube, Write};
+use crate::error::{Error, Result};
+use crate::model::istio::{DestinationRule, VirtualService};
+use crate::plan::identity::TaskIdentity;
+use crate::plan::live::Live;
+use crate::plan::routing::{self, RoutingChoice, RoutingPlan};
+
+/// Conflicting writers: enough attempts for a handful of concurrent commands on one task.
+pub(super) const MAX_ATTEMPTS: usize = 12;
+
+/// Short, growing, jittered pauses between attempts, so that writers that collided do not
+/// collide again in lockstep.
+pub(super) fn pauses() -> impl Iterator<Item = std::time::Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(10))
+        .with_max_delay(std::time::Duration::from_millis(200))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+pub enum RoutedBy {
+    Client(Box<RoutingPlan>),
+    Kubesphere,
+}
+
+/// Whether KubeSphere's controllers route this Service (then only the Strategy is written).
+pub fn kubesphere_routes(choice: RoutingChoice, vs: Option<&VirtualService>) -> bool {
+    match choice {
+        RoutingChoice::Client => false,
+        RoutingChoice::Kubesphere => true,
+        RoutingChoice::Auto => routing::managed_by_kubesphere(vs),
+    }
+}
+
+/// Brings the routing to what `live.task` derives; on a conflicting routing write, reads
+/// everything again and derives from the newest task.
+pub async fn route(
+    kube: &Kube,
+    ns: &str,
+    mut live: Live,
+    choice: RoutingChoice,
+    force: Option<String>,
+) -> Result<RoutedBy> {
+    let name = live.identity.task.clone();
+    let mut pauses = pauses();
+    for attempt in 1..=MAX_ATTEMPTS {
+        if kubesphere_routes(choice, live.vs.as_ref()) {
+            if let Some(vs) = live.vs.as_ref()
+                && let Some(patch) = routing::kubesphere_mirror_patch(&live.task, vs)
+                && kube.json_patch::<VirtualService>(ns, &live.identity.app, &patch).await?.is_none()
+            {
+                // The controller rewrote it between the read and the patch: say so, so that the
+                // user knows the mirror may not be there.
+                return Err(Error::Conflict {
+                    target: crate::cluster::target::<VirtualService>("update", Some(ns), Some(&live.identity.app)),
+                    message: "KubeSphere's controller rewrote the VirtualService while the task's mirror was being added to it".into(),
+                    hint: Some(format!("run: kubectl grayscale sync {name} -n {ns}")),
+                });
+            }
+            return Ok(RoutedBy::Kubesphere);
+        }
+        let plan = plan_of(&live, force.as_deref())?;
+        crate::failpoint::gate(crate::failpoint::BEFORE_ROUTING_WRITE).await;
+        match write_routing(kube, ns, &plan, &live, Write::Real).await {
+            Ok(()) => return Ok(RoutedBy::Client(Box::new(plan))),
+            Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
+                if let Some(p) = pauses.next() {
+                    tokio::time::sleep(p).await;
+                }
+                live = read_live(kube, ns, &name, false).await?.0;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The routing the live task derives (client routing).
+pub fn plan_of(live: &Live, force: Option<&str>) -> Result<RoutingPlan> {
+    let svc = live.service.as_ref().ok_or_else(|| {
+        Error::missing(
+            "Service",
+            &live.identity.namespace,
+            &live.identity.service,
+            "the task's Service is gone: offline the task",
+        )
+    })?;
+    let mut ready = live.ready_versions();
+    if let Some(v) = force
+        && !ready.iter().any(|r| r == v)
+    {
+        ready.push(v.to_string());
+    }
+    let mut plan = routing::plan(svc, &live.identity.app, Some(&live.task), &ready, live.vs.as_ref());
+    routing::keep_policies(&mut plan.destination_rule, live.dr.as_ref());
+    Ok(plan)
+}
+
+/// Reads everything again and brings the routing to what the task derives.
+pub async fn converge(kube: &Kube, ns: &str, name: &str, choice: RoutingChoice) -> Result<RoutedBy> {
+    let live = read_live(kube, ns, name, false).await?.0;
+    route(kube, ns, live, choice, None).await
+}
+
+/// Writes both routing objects of a new task: the DestinationRule, then the VirtualService
+/// guarded by the resourceVersion it was read at (`None`: it must not exist yet).
+pub async fn write_plan(kube: &Kube, ns: &str, r: &RoutingPlan, read_at: Option<&str>) -> Result<()> {
+    if r.mode == routing::RoutingMode::Empty {
+        return Ok(());
+    }
+    kube.apply(ns, &r.destination_rule, Write::Real, true).await?;
+    let mut vs = r.virtual_service.clone();
+    vs.metadata.resource_version = read_at.map(str::to_string);
+    kube.apply(ns, &vs, Write::Real, true).await?;
+    Ok(())
+}
+
+/// Writes what differs from the live objects: the DestinationRule first, so the VirtualService
+/// never names a subset it lacks; the VirtualService guarded by the resourceVersion it was read
+/// at. Nothing is written when no version has ready pods.
+pub async fn write_routing(kube: &Kube, ns: &str, r: &RoutingPlan, live: &Live, write: Write) -> Result<()> {
+    if r.mode == routing::RoutingMode::Empty {
+        return Ok(());
+    }
+    if routing::dr_differs(live.dr.as_ref(), &r.destination_rule) {
+        kube.apply(ns, &r.destination_rule, write, true).await?;
+    }
+    if routing::vs_differs(live.vs.as_ref(), &r.virtual_service) {
+        let mut vs = r.virtual_service.clone();
+        vs.metadata.resource_version = live.vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
+        kube.apply(ns, &vs, write, true).await?;
+    }
+    Ok(())
+}
+
+/// KubeSphere routes: its controller must drop the removed version's subset before the
+/// Deployment goes, or traffic may briefly reach deleted pods (kubesphere-compat section 7).
+pub async fn wait_routed_away(
+    kube: &Kube,
+    ns: &str,
+    vs_name: &str,
+    loser: &str,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    use kube::api::Api;
+    use kube::runtime::wait::await_condition;
+    let loser_owned = loser.to_string();
+    let api: Api<VirtualService> = Api::namespaced(kube.client.clone(), ns);
+    let cond =
+        move |vs: Option<&VirtualService>| routing::routes_to(vs.map(|v| &v.spec), &loser_owned).is_none();
+    match tokio::time::timeout(timeout, await_condition(api, vs_name, cond)).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(Error::Rollout {
+            message: format!("KubeSphere still routes to {loser} after {timeout:?}"),
+            hint: "check that ks-controller-manager runs".into(),
+        }),
+    }
+}
+
+/// The task is gone (offline): the Service's default route, to the kept version only.
+pub async fn route_without_task(
+    kube: &Kube,
+    ns: &str,
+    id: &TaskIdentity,
+    keep: &str,
+    loser: &str,
+) -> Result<()> {
+    let selector = id.pod_selector();
+    let (svc, vs, dr, pods) = tokio::join!(
+        kube.get::<Service>(ns, &id.service),
+        kube.get::<VirtualService>(ns, &id.app),
+        kube.get::<DestinationRule>(ns, &id.service),
+        kube.list::<Pod>(Some(ns), Some(&selector)),
+    );
+    let svc = svc?.ok_or_else(|| Error::missing("Service", ns, &id.service, "the task's Service is gone"))?;
+    let (vs, dr, pods) = (vs?, dr?, pods?);
+    let ready: Vec<String> =
+        routing::ready_versions_of_pods(&svc, &pods, Some(keep)).into_iter().filter(|v| v != loser).collect();
+    let mut plan = routing::plan(&svc, &id.app, None, &ready, vs.as_ref());
+    routing::keep_policies(&mut plan.destination_rule, dr.as_ref());
+    if plan.mode == routing::RoutingMode::Empty {
+        return Ok(());
+    }
+    // The VirtualService first: it must leave the loser's subset before the subset goes.
+    let mut v = plan.virtual_service.clone();
+    v.metadata.resource_version = vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
+    kube.apply(ns, &v, Write::Real, true).await?;
+    if routing::dr_differs(dr.as_ref(), &plan.destination_rule) {
+        kube.apply(ns, &plan.destination_rule, Write::Real, true).await?;
+    }
+    Ok(())
+}
