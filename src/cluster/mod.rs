@@ -5,6 +5,7 @@ pub mod access;
 mod crds;
 mod errors;
 pub mod events;
+pub mod gateway;
 pub mod identity_cache;
 mod objects;
 pub mod prometheus;

@@ -7,9 +7,10 @@ use super::access::Rules;
 use super::task::{get_task, missing_task};
 use super::{Kube, identity_cache};
 use crate::error::{Error, Result};
+use crate::model::gateway::HttpRoute;
 use crate::model::istio::{DestinationRule, VirtualService};
 use crate::model::strategy::Strategy;
-use crate::plan::identity::{Names, TaskIdentity};
+use crate::plan::identity::{Names, RouteApi, TaskIdentity};
 use crate::plan::live::Live;
 use crate::plan::owners;
 
@@ -22,11 +23,10 @@ async fn read_round(
     rules: bool,
 ) -> Result<(Live, Option<Rules>)> {
     let selector = n.pod_selector();
-    let (task, svc, vs, dr, pods, rollouts, rules) = tokio::join!(
+    let (task, svc, routing, pods, rollouts, rules) = tokio::join!(
         kube.get::<Strategy>(ns, name),
         kube.get::<Service>(ns, &n.service),
-        kube.get::<VirtualService>(ns, &n.app),
-        kube.get::<DestinationRule>(ns, &n.service),
+        routing_objects(kube, ns, n),
         kube.list::<Pod>(Some(ns), Some(&selector)),
         kube.rollouts(ns),
         async {
@@ -40,8 +40,38 @@ async fn read_round(
     let service = svc?;
     let identity = TaskIdentity::of(&task, service.as_ref());
     let rollouts = owners::rollouts_naming(&rollouts?.unwrap_or_default(), &identity.app, ns);
-    let live = Live { identity, task, service, vs: vs?, dr: dr?, pods: pods?, rollouts };
+    let Routing { vs, dr, route, version_services } = routing?;
+    let live = Live { identity, task, service, vs, dr, pods: pods?, rollouts, route, version_services };
     Ok((live, rules?))
+}
+
+#[derive(Default)]
+struct Routing {
+    vs: Option<VirtualService>,
+    dr: Option<DestinationRule>,
+    route: Option<HttpRoute>,
+    version_services: Vec<Service>,
+}
+
+/// Two requests in parallel either way: the VirtualService and DestinationRule, or the
+/// HTTPRoute and the namespace's Services (the per-version ones among them).
+async fn routing_objects(kube: &Kube, ns: &str, n: &Names) -> Result<Routing> {
+    match n.api {
+        RouteApi::Istio => {
+            let (vs, dr) = tokio::join!(
+                kube.get::<VirtualService>(ns, &n.app),
+                kube.get::<DestinationRule>(ns, &n.service)
+            );
+            Ok(Routing { vs: vs?, dr: dr?, ..Routing::default() })
+        }
+        RouteApi::GatewayApi => {
+            let (route, services) = tokio::join!(
+                super::gateway::get_route(kube, ns, &n.service),
+                kube.list::<Service>(Some(ns), None)
+            );
+            Ok(Routing { route: route?, version_services: services?, ..Routing::default() })
+        }
+    }
 }
 
 /// Everything a verb relies on about a task, in one round when its identity is cached (two on

@@ -18,7 +18,6 @@ use super::access::preflight_with;
 use super::routing::{MAX_ATTEMPTS, pauses};
 use super::task::{Journal, change_patch, new_write_id, write_change};
 use crate::error::{Error, Result};
-use crate::model::istio::VirtualService;
 use crate::model::strategy::Strategy;
 use crate::plan::live::{self, Expect, Live};
 use crate::plan::operate::{self, Change};
@@ -63,8 +62,14 @@ fn verb_of(j: Journal<'_>) -> rbac::Verb {
     }
 }
 
-pub fn mode_of(choice: RoutingChoice, vs: Option<&VirtualService>) -> rbac::Mode {
-    if kubesphere_routes(choice, vs) { rbac::Mode::Kubesphere } else { rbac::Mode::Client }
+pub fn mode_of(choice: RoutingChoice, live: &Live) -> rbac::Mode {
+    if live.identity.api == crate::plan::identity::RouteApi::GatewayApi {
+        rbac::Mode::Gateway
+    } else if kubesphere_routes(choice, live.vs.as_ref()) {
+        rbac::Mode::Kubesphere
+    } else {
+        rbac::Mode::Client
+    }
 }
 
 /// Changes a task and brings its routing to what the new state derives. `task_written` is set
@@ -106,7 +111,7 @@ pub async fn change(
         if attempt == 1 {
             operate::console_warnings(&live.task, &c).iter().chain(&warnings).for_each(|w| (req.warn)(w));
             if let Some(rules) = rules {
-                let perms = rbac::needs(verb_of(req.journal), mode_of(req.choice, live.vs.as_ref()));
+                let perms = rbac::needs(verb_of(req.journal), mode_of(req.choice, &live));
                 preflight_with(kube, ns, &format!("changing task {name}"), &perms, rules).await?;
             }
         }

@@ -6,8 +6,9 @@ use super::read::read_live;
 use super::{Kube, Write};
 use crate::error::{Error, Result};
 use crate::model::istio::{DestinationRule, VirtualService};
-use crate::plan::identity::TaskIdentity;
+use crate::plan::identity::{RouteApi, TaskIdentity};
 use crate::plan::live::Live;
+use crate::plan::routing::gateway::{self, GatewayPlan};
 use crate::plan::routing::{self, RoutingChoice, RoutingPlan};
 
 /// Conflicting writers: enough attempts for a handful of concurrent commands on one task.
@@ -28,6 +29,7 @@ pub(super) fn pauses() -> impl Iterator<Item = std::time::Duration> {
 pub enum RoutedBy {
     Client(Box<RoutingPlan>),
     Kubesphere,
+    Gateway(Box<GatewayPlan>),
 }
 
 /// Whether KubeSphere's controllers route this Service (then only the Strategy is written).
@@ -35,6 +37,7 @@ pub fn kubesphere_routes(choice: RoutingChoice, vs: Option<&VirtualService>) -> 
     match choice {
         RoutingChoice::Client => false,
         RoutingChoice::Kubesphere => true,
+        RoutingChoice::GatewayApi => false,
         RoutingChoice::Auto => routing::managed_by_kubesphere(vs),
     }
 }
@@ -49,6 +52,10 @@ pub async fn route(
     force: Option<String>,
 ) -> Result<RoutedBy> {
     let name = live.identity.task.clone();
+    check_api(choice, &live)?;
+    if live.identity.api == RouteApi::GatewayApi {
+        return route_gateway(kube, ns, live, force).await;
+    }
     let mut pauses = pauses();
     for attempt in 1..=MAX_ATTEMPTS {
         if kubesphere_routes(choice, live.vs.as_ref()) {
@@ -82,16 +89,86 @@ pub async fn route(
     unreachable!("the last attempt returns")
 }
 
-/// The routing the live task derives (client routing).
-pub fn plan_of(live: &Live, force: Option<&str>) -> Result<RoutingPlan> {
-    let svc = live.service.as_ref().ok_or_else(|| {
+/// A task keeps the routing API it was created with: never both kinds for one Service.
+pub fn check_api(choice: RoutingChoice, live: &Live) -> Result<()> {
+    let id = &live.identity;
+    let clash = match (choice, id.api) {
+        (RoutingChoice::GatewayApi, RouteApi::Istio) => Some(("gateway-api", "Istio's VirtualService")),
+        (RoutingChoice::Client | RoutingChoice::Kubesphere, RouteApi::GatewayApi) => {
+            Some(("a VirtualService", "Gateway API's HTTPRoute"))
+        }
+        _ => None,
+    };
+    match clash {
+        None => Ok(()),
+        Some((asked, has)) => Err(Error::Ineligible {
+            what: format!("task {} is routed by {has}; --routing asked for {asked}", id.task),
+            hint: "Istio does not support both kinds of route for one Service: drop --routing (auto keeps the task's own)".into(),
+        }),
+    }
+}
+
+/// Gateway API routing: the plan from the live task, written where it differs; on a conflicting
+/// route write, everything is read again and the newest task wins.
+async fn route_gateway(kube: &Kube, ns: &str, mut live: Live, force: Option<String>) -> Result<RoutedBy> {
+    let name = live.identity.task.clone();
+    let mut pauses = pauses();
+    for attempt in 1..=MAX_ATTEMPTS {
+        let plan = gateway_plan_of(kube, &live, force.as_deref()).await?;
+        crate::failpoint::gate(crate::failpoint::BEFORE_ROUTING_WRITE).await;
+        let written =
+            super::gateway::write(kube, ns, &plan, live.route.as_ref(), &live.version_services, Write::Real)
+                .await;
+        match written {
+            Ok(_) => return Ok(RoutedBy::Gateway(Box::new(plan))),
+            Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
+                if let Some(p) = pauses.next() {
+                    tokio::time::sleep(p).await;
+                }
+                live = read_live(kube, ns, &name, false).await?.0;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The Gateway API routing the live task derives.
+pub async fn gateway_plan_of(kube: &Kube, live: &Live, force: Option<&str>) -> Result<GatewayPlan> {
+    let svc = live_service(live)?;
+    let mut ready = live.ready_versions();
+    if let Some(v) = force
+        && !ready.iter().any(|r| r == v)
+    {
+        ready.push(v.to_string());
+    }
+    super::gateway::checked_plan(kube, |features| {
+        gateway::plan(&gateway::Inputs {
+            svc,
+            task: Some(&live.task),
+            ready: &ready,
+            existing: live.route.as_ref(),
+            version_services: &live.version_services,
+            features,
+        })
+    })
+    .await
+}
+
+fn live_service(live: &Live) -> Result<&Service> {
+    live.service.as_ref().ok_or_else(|| {
         Error::missing(
             "Service",
             &live.identity.namespace,
             &live.identity.service,
             "the task's Service is gone: offline the task",
         )
-    })?;
+    })
+}
+
+/// The routing the live task derives (client routing).
+pub fn plan_of(live: &Live, force: Option<&str>) -> Result<RoutingPlan> {
+    let svc = live_service(live)?;
     let mut ready = live.ready_versions();
     if let Some(v) = force
         && !ready.iter().any(|r| r == v)
@@ -172,6 +249,9 @@ pub async fn route_without_task(
     keep: &str,
     loser: &str,
 ) -> Result<()> {
+    if id.api == RouteApi::GatewayApi {
+        return super::gateway::remove_task_routing(kube, ns, &id.service, &id.task).await;
+    }
     let selector = id.pod_selector();
     let (svc, vs, dr, pods) = tokio::join!(
         kube.get::<Service>(ns, &id.service),

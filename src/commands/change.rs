@@ -21,25 +21,23 @@ pub fn summary(s: &Strategy) -> String {
 
 /// Tells where routing stands after a change (stderr).
 pub fn report_routing(ctx: &Context, routed: &RoutedBy) {
-    match routed {
-        RoutedBy::Client(o) => match o.mode {
-            RoutingMode::Task => ctx.ui.info(&format!("routing of {} follows the task", o.service)),
-            RoutingMode::Paused => ctx.ui.warn(&format!(
-                "task paused: routing of {} stays on {} (the Service's default route) until: kubectl grayscale resume",
-                o.service,
-                o.subsets.first().cloned().unwrap_or_default()
-            )),
-            RoutingMode::Default => ctx.ui.warn(&format!(
-                "routing of {} stays on {}: the task's versions do not all have ready pods yet; it follows the task once they do (kubectl grayscale sync)",
-                o.service,
-                o.subsets.first().cloned().unwrap_or_default()
-            )),
-            RoutingMode::Empty => ctx.ui.warn(&format!(
-                "no version of {} has ready pods: routing left unchanged",
-                o.service
-            )),
-        },
-        RoutedBy::Kubesphere => ctx.ui.info("KubeSphere's controllers apply the routing"),
+    let (mode, service, first) = match routed {
+        RoutedBy::Client(o) => (o.mode, &o.service, o.subsets.first()),
+        RoutedBy::Gateway(o) => (o.mode, &o.service, o.subsets.first()),
+        RoutedBy::Kubesphere => return ctx.ui.info("KubeSphere's controllers apply the routing"),
+    };
+    let first = first.cloned().unwrap_or_default();
+    match mode {
+        RoutingMode::Task => ctx.ui.info(&format!("routing of {service} follows the task")),
+        RoutingMode::Paused => ctx.ui.warn(&format!(
+            "task paused: routing of {service} stays on {first} (the Service's default route) until: kubectl grayscale resume"
+        )),
+        RoutingMode::Default => ctx.ui.warn(&format!(
+            "routing of {service} stays on {first}: the task's versions do not all have ready pods yet; it follows the task once they do (kubectl grayscale sync)"
+        )),
+        RoutingMode::Empty => {
+            ctx.ui.warn(&format!("no version of {service} has ready pods: routing left unchanged"))
+        }
     }
 }
 

@@ -99,8 +99,7 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
     // said once.
     if args.dry_run != DryRun::Client {
         let owners = owners_of(&kube, &plan).await?;
-        let expect =
-            Expect { force: args.force.force, kubesphere: !plan.client_routing, ..Expect::default() };
+        let expect = Expect { force: args.force.force, kubesphere: plan.kubesphere(), ..Expect::default() };
         for w in judge_owners(&owners, &expect, &req.name, &plan.namespace)? {
             ctx.ui.warn(&w);
         }
@@ -114,6 +113,17 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
                 items.push(json(&r.destination_rule));
                 items.push(json(&r.virtual_service));
             }
+            if plan.gateway {
+                let features = crate::plan::routing::gateway::Features::ALL;
+                let g = plan.gateway_routing(
+                    &plan.strategy,
+                    &ready_with_new(&plan),
+                    plan.existing_route.as_ref(),
+                    features,
+                )?;
+                items.extend(g.services.iter().map(json));
+                items.push(json(&g.route));
+            }
             print_objects(&items, args.output.unwrap_or(ObjectFormat::Yaml));
             return Ok(());
         }
@@ -123,7 +133,11 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
     // From the first write on, Ctrl-C is held until the writes are done and then stops the
     // rollout watch, so it never leaves a Deployment without its task.
     if write == Write::Real {
-        let mode = if plan.client_routing { rbac::Mode::Client } else { rbac::Mode::Kubesphere };
+        let mode = match (plan.client_routing, plan.gateway) {
+            (_, true) => rbac::Mode::Gateway,
+            (true, _) => rbac::Mode::Client,
+            _ => rbac::Mode::Kubesphere,
+        };
         let perms = rbac::needs(rbac::Verb::Create, mode);
         access::preflight(&kube, &plan.namespace, &format!("creating task {}", req.name), &perms).await?;
     }
@@ -153,7 +167,7 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
         print_objects(&written, f);
     }
     if args.no_wait {
-        let next = if plan.client_routing {
+        let next = if !plan.kubesphere() {
             format!("once it is ready, route it with: kubectl grayscale sync {name} -n {ns}")
         } else {
             "KubeSphere routes it once it is ready".to_string()
@@ -187,13 +201,29 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingChoice) -> Resul
         Some(a) => kube.application(&ns, a).await?,
         None => None,
     };
-    let virtual_service = if routing != RoutingChoice::Kubesphere {
-        kube.get::<VirtualService>(&ns, &keys.virtual_service).await?
-    } else {
-        None
+    // What routes the Service today decides the routing API (never both kinds for one Service).
+    let (virtual_service, routes, ambient) = tokio::join!(
+        kube.get::<VirtualService>(&ns, &keys.virtual_service),
+        crate::cluster::gateway::routes_with_parent(kube, &ns, &req.service),
+        crate::cluster::gateway::ambient(kube, &ns),
+    );
+    let (virtual_service, routes, (ambient, _)) = (virtual_service?, routes?, ambient?);
+    let observed = create::Observed {
+        namespace: ns,
+        route: routes
+            .iter()
+            .flatten()
+            .find(|r| r.metadata.name.as_deref() == Some(req.service.as_str()))
+            .cloned(),
+        routes_with_parent: routes.iter().flatten().filter_map(|r| r.metadata.name.clone()).collect(),
+        gateway_served: routes.is_some(),
+        ambient,
+        service,
+        deployments,
+        strategies,
+        application,
+        virtual_service,
     };
-    let observed =
-        create::Observed { namespace: ns, service, deployments, strategies, application, virtual_service };
     create::create(req, observed, routing)
 }
 

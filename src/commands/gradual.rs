@@ -211,7 +211,7 @@ pub async fn run(ctx: &Context, args: &ShiftArgs, target: u8) -> Result<()> {
     let kube = kube.with_user(user);
     let s = live.task.clone();
     let start = weight_of(&s)? as u8;
-    let perms = rbac::needs(rbac::Verb::ShiftGradual, mode_of(args.routing, live.vs.as_ref()));
+    let perms = rbac::needs(rbac::Verb::ShiftGradual, mode_of(args.routing, &live));
     preflight_with(&kube, &ns, &format!("shifting task {name}"), &perms, rules.flatten()).await?;
     // Never shift blind: every gate's query runs once before the first step.
     let analyst = if gates.is_empty() {

@@ -9,9 +9,10 @@ use crate::cluster::task::{Journal, get_task};
 use crate::error::{Error, Result};
 use crate::model::strategy::*;
 use crate::output::{parse_duration, print};
+use crate::plan::identity::RouteApi;
 use crate::plan::live::Expect;
 use crate::plan::operate::{Change, versions};
-use crate::plan::routing::{self, RoutingChoice};
+use crate::plan::routing::{self, RoutingChoice, gateway};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Ends the task keeping one version: sets the governor to it (refused, keeping both \
@@ -136,6 +137,23 @@ pub async fn run(ctx: &Context, args: OfflineArgs) -> Result<()> {
             }
             (live.identity, true)
         }
+        RoutedBy::Gateway(plan) => {
+            let live = route::read_live(&kube, &ns, &args.name, false).await.map_err(|e| fail(&done, e))?.0;
+            let left = live.route.as_ref().and_then(|r| gateway::routes_to(r, &plan.service, &loser));
+            if let Some(dest) = left {
+                return Err(fail(
+                    &done,
+                    Error::NotLive {
+                        message: format!(
+                            "the HTTPRoute {} still sends traffic to {loser} ({dest}) after routing all of it to {keep}; nothing was deleted",
+                            plan.service
+                        ),
+                        hint: format!("see who routes it: kubectl grayscale status {} -n {ns}", args.name),
+                    },
+                ));
+            }
+            (live.identity, true)
+        }
         RoutedBy::Kubesphere => {
             route::wait_routed_away(&kube, &ns, &id.app, &loser, args.timeout)
                 .await
@@ -148,10 +166,18 @@ pub async fn run(ctx: &Context, args: OfflineArgs) -> Result<()> {
     let loser_workload = id.workload_of(&loser).unwrap_or_default().to_string();
     kube.delete::<Deployment>(&ns, &loser_workload).await.map_err(|e| fail(&done, e))?;
     done.push(format!("Deployment {loser_workload} deleted"));
+    // Gateway API: the route leaves the per-version Services (back to the Service itself, which
+    // now selects only the kept version) before they go, and they go before the task, whose
+    // garbage collection would otherwise delete them while the route still names them.
+    let gateway = id.api == RouteApi::GatewayApi;
+    if gateway {
+        route::route_without_task(&kube, &ns, &id, &keep, &loser).await.map_err(|e| fail(&done, e))?;
+        done.push("the task's HTTPRoute rules and per-version Services removed".into());
+    }
     kube.delete::<Strategy>(&ns, &args.name).await.map_err(|e| fail(&done, e))?;
     done.push(format!("task {} deleted", args.name));
 
-    if client {
+    if client && !gateway {
         route::route_without_task(&kube, &ns, &id, &keep, &loser).await.map_err(|e| fail(&done, e))?;
     }
     let now = k8s_openapi::jiff::Timestamp::now();

@@ -33,10 +33,11 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
     for w in check_owners(&live, &expect)? {
         ctx.ui.warn(&w);
     }
-    let perms = rbac::needs(rbac::Verb::Sync, mode_of(args.routing, live.vs.as_ref()));
+    let perms = rbac::needs(rbac::Verb::Sync, mode_of(args.routing, &live));
     preflight_with(&kube, &ns, &format!("syncing task {}", args.name), &perms, rules.flatten()).await?;
-    let outcome = match route(&kube, &ns, live, args.routing, None).await? {
-        RoutedBy::Client(o) => o,
+    let (mode, service, first) = match route(&kube, &ns, live, args.routing, None).await? {
+        RoutedBy::Client(o) => (o.mode, o.service, o.subsets.first().cloned().unwrap_or_default()),
+        RoutedBy::Gateway(o) => (o.mode, o.service, o.subsets.first().cloned().unwrap_or_default()),
         RoutedBy::Kubesphere => {
             ctx.ui.info(&format!(
                 "KubeSphere's controllers route task {}: nothing written (--routing client overrides)",
@@ -45,23 +46,17 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
             return Ok(());
         }
     };
-    match outcome.mode {
-        RoutingMode::Task => {
-            ctx.ui.info(&format!("routing of {} follows task {}", outcome.service, args.name))
-        }
+    match mode {
+        RoutingMode::Task => ctx.ui.info(&format!("routing of {service} follows task {}", args.name)),
         RoutingMode::Paused => ctx.ui.info(&format!(
-            "routing of {} stays on {}: the task is paused (kubectl grayscale resume {})",
-            outcome.service,
-            outcome.subsets.first().cloned().unwrap_or_default(),
+            "routing of {service} stays on {first}: the task is paused (kubectl grayscale resume {})",
             args.name,
         )),
         RoutingMode::Default => ctx.ui.info(&format!(
-            "routing of {} stays on {}: the task's versions do not all have ready pods yet",
-            outcome.service,
-            outcome.subsets.first().cloned().unwrap_or_default(),
+            "routing of {service} stays on {first}: the task's versions do not all have ready pods yet"
         )),
         RoutingMode::Empty => {
-            ctx.ui.warn(&format!("no version of {} has ready pods: routing left unchanged", outcome.service))
+            ctx.ui.warn(&format!("no version of {service} has ready pods: routing left unchanged"))
         }
     }
     Ok(())

@@ -108,6 +108,9 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
     };
     super::change::report_lines(ctx, &args.name, &outcome);
     match &outcome.routed {
+        RoutedBy::Gateway(p) if p.mode == crate::plan::routing::RoutingMode::Task => {
+            ctx.ui.info(&format!("all of {} now goes to {version} (HTTPRoute {})", p.service, p.service))
+        }
         RoutedBy::Client(p) if p.mode == crate::plan::routing::RoutingMode::Task => ctx.ui.info(&format!(
             "every port of {} now goes to {version}",
             outcome.after.service().unwrap_or_default()

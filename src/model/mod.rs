@@ -3,6 +3,7 @@
 //! Every struct keeps the fields it does not know in `extra`, so a read-modify-write never drops
 //! what the console, the KubeSphere controllers or a user added.
 
+pub mod gateway;
 pub mod istio;
 pub mod strategy;
 

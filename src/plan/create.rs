@@ -5,9 +5,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
 use super::eligibility::{self, Protocol};
+use super::identity::{ANN_ROUTE_API, GATEWAY_API};
+use super::routing::gateway::{Features, GatewayPlan};
 use super::routing::{self, RoutingChoice, RoutingPlan};
 use super::{new_version, task};
 use crate::error::Error;
+use crate::model::gateway::HttpRoute;
 use crate::model::istio::VirtualService;
 use crate::model::strategy::{ANN_ICON, LABEL_APP, LABEL_APP_NAME, Strategy};
 use crate::task::request::{CreateRequest, Routing};
@@ -31,6 +34,77 @@ pub struct Observed {
     pub strategies: Vec<Strategy>,
     pub application: Option<serde_json::Value>,
     pub virtual_service: Option<VirtualService>,
+    /// HTTPRoutes whose parent is the Service, by name (empty where none is served).
+    pub routes_with_parent: Vec<String>,
+    /// The HTTPRoute named after the Service, the one the plugin manages.
+    pub route: Option<HttpRoute>,
+    /// Whether the cluster serves HTTPRoute.
+    pub gateway_served: bool,
+    /// Whether the namespace is in Istio's ambient mode.
+    pub ambient: bool,
+}
+
+/// Which API routes a new task, from `--routing` and what routes the Service today. Never both
+/// kinds for one Service: Istio does not merge them.
+pub fn routing_api(choice: RoutingChoice, o: &Observed) -> Result<RouteApiChoice, Error> {
+    let svc = o.service.metadata.name.clone().unwrap_or_default();
+    let vs = o.virtual_service.as_ref().and_then(|v| v.metadata.name.clone());
+    let route = o.routes_with_parent.first().cloned();
+    let both = |what: String| {
+        ineligible(
+            what,
+            "Istio does not support a VirtualService and an HTTPRoute for one Service: remove one of them, or choose --routing to match the one that stays",
+        )
+    };
+    if let Some(r) = o.routes_with_parent.iter().find(|r| **r != svc) {
+        return Err(ineligible(
+            format!(
+                "HTTPRoute {r} already routes Service {svc}; the plugin routes a Service with the HTTPRoute named after it ({svc})"
+            ),
+            format!("rename or merge HTTPRoute {r} into one named {svc}, then run the same command again"),
+        ));
+    }
+    Ok(match (choice, vs, route) {
+        (RoutingChoice::Auto, Some(v), Some(r)) => {
+            return Err(both(format!("Service {svc} has both VirtualService {v} and HTTPRoute {r}")));
+        }
+        (RoutingChoice::GatewayApi, Some(v), _) => {
+            return Err(both(format!(
+                "--routing gateway-api would add an HTTPRoute to Service {svc}, which VirtualService {v} routes"
+            )));
+        }
+        (RoutingChoice::Client | RoutingChoice::Kubesphere, _, Some(r)) => {
+            return Err(both(format!(
+                "--routing would add a VirtualService to Service {svc}, which HTTPRoute {r} routes"
+            )));
+        }
+        (RoutingChoice::GatewayApi, None, _) if !o.gateway_served => {
+            return Err(ineligible(
+                "this cluster does not serve Gateway API's HTTPRoute (gateway.networking.k8s.io/v1)".into(),
+                "install Gateway API's standard CRDs, or use --routing client",
+            ));
+        }
+        (RoutingChoice::GatewayApi, None, _) | (RoutingChoice::Auto, None, Some(_)) => {
+            RouteApiChoice::Gateway
+        }
+        (RoutingChoice::Auto, None, None) if o.ambient && o.gateway_served => RouteApiChoice::Gateway,
+        (RoutingChoice::Kubesphere, _, None) => RouteApiChoice::Kubesphere,
+        (RoutingChoice::Client, _, None) => RouteApiChoice::Client,
+        (RoutingChoice::Auto, vs, None) => {
+            if vs.is_some() && routing::managed_by_kubesphere(o.virtual_service.as_ref()) {
+                RouteApiChoice::Kubesphere
+            } else {
+                RouteApiChoice::Client
+            }
+        }
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteApiChoice {
+    Client,
+    Kubesphere,
+    Gateway,
 }
 
 /// Everything `create` writes, in order.
@@ -42,7 +116,10 @@ pub struct Plan {
     pub strategy: Strategy,
     pub deployment: Deployment,
     pub client_routing: bool,
+    /// Gateway API routing (then `client_routing` is false: no VirtualService is written).
+    pub gateway: bool,
     pub existing_vs: Option<VirtualService>,
+    pub existing_route: Option<HttpRoute>,
     pub principal: String,
     pub new_version: String,
     /// Versions with ready pods when the plan was made (principal first).
@@ -148,12 +225,16 @@ pub fn create(req: &CreateRequest, o: Observed, choice: RoutingChoice) -> Result
             .or(a["metadata"]["annotations"][ANN_ICON].as_str())
             .map(str::to_string)
     });
-    let strategy = task::build(req, &ns, &e, icon);
-    let client_routing = match choice {
-        RoutingChoice::Client => true,
-        RoutingChoice::Kubesphere => false,
-        RoutingChoice::Auto => !routing::managed_by_kubesphere(o.virtual_service.as_ref()),
-    };
+    let mut strategy = task::build(req, &ns, &e, icon);
+    let api = routing_api(choice, &o)?;
+    if api == RouteApiChoice::Gateway {
+        routing::gateway::http_port(&o.service)?;
+        strategy
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(ANN_ROUTE_API.into(), GATEWAY_API.into());
+    }
     let old_ready = routing::ready_versions(&o.service, &app_deployments, Some(&e.principal));
     Ok(Plan {
         namespace: ns,
@@ -161,8 +242,10 @@ pub fn create(req: &CreateRequest, o: Observed, choice: RoutingChoice) -> Result
         app_label: e.app_label,
         strategy,
         deployment,
-        client_routing,
+        client_routing: api == RouteApiChoice::Client,
+        gateway: api == RouteApiChoice::Gateway,
         existing_vs: o.virtual_service,
+        existing_route: o.route,
         principal: e.principal,
         new_version: req.version.clone(),
         old_ready,
@@ -170,6 +253,11 @@ pub fn create(req: &CreateRequest, o: Observed, choice: RoutingChoice) -> Result
 }
 
 impl Plan {
+    /// KubeSphere's controllers route the task; the plugin writes only the Strategy.
+    pub fn kubesphere(&self) -> bool {
+        !self.client_routing && !self.gateway
+    }
+
     /// Routing written before the new version exists: the task with only the old version's
     /// subsets, which pins traffic to the old version.
     pub fn initial_routing(&self) -> Option<RoutingPlan> {
@@ -196,6 +284,25 @@ impl Plan {
             return None;
         }
         Some(routing::plan(&self.service, &self.app_label, Some(strategy), ready, existing))
+    }
+
+    /// Gateway API routing for the task's versions with ready pods (`strategy` without a uid:
+    /// the per-version Services are not owned by the task yet).
+    pub fn gateway_routing(
+        &self,
+        strategy: &Strategy,
+        ready: &[String],
+        existing: Option<&HttpRoute>,
+        features: Features,
+    ) -> Result<GatewayPlan, Error> {
+        routing::gateway::plan(&routing::gateway::Inputs {
+            svc: &self.service,
+            task: Some(strategy),
+            ready,
+            existing,
+            version_services: &[],
+            features,
+        })
     }
 }
 

@@ -62,6 +62,59 @@ fn observed() -> Observed {
         strategies: vec![],
         application: Some(application()),
         virtual_service: None,
+        ..Observed::default()
+    }
+}
+
+#[test]
+fn routing_api_follows_what_routes_the_service_and_never_mixes_both_kinds() {
+    use super::{RouteApiChoice as A, routing_api};
+    let vs: VirtualService = serde_json::from_value(json!({"metadata": {"name": "reviews"}})).unwrap();
+    let route = |n: &str| vec![n.to_string()];
+    let name = observed().service.metadata.name.clone().unwrap();
+    // (--routing, VirtualService, HTTPRoutes with the Service as parent, served, ambient, choice)
+    type Case<'a> = (RoutingChoice, Option<&'a VirtualService>, Vec<String>, bool, bool, Result<A, &'a str>);
+    let cases: Vec<Case> = vec![
+        (RoutingChoice::Auto, None, vec![], true, false, Ok(A::Client)),
+        (RoutingChoice::Auto, None, route(&name), true, false, Ok(A::Gateway)),
+        (RoutingChoice::Auto, None, vec![], true, true, Ok(A::Gateway)),
+        // Ambient, but HTTPRoute not served: the VirtualService is all there is.
+        (RoutingChoice::Auto, None, vec![], false, true, Ok(A::Client)),
+        (
+            RoutingChoice::Auto,
+            Some(&vs),
+            route(&name),
+            true,
+            false,
+            Err("has both VirtualService reviews and HTTPRoute"),
+        ),
+        (
+            RoutingChoice::GatewayApi,
+            Some(&vs),
+            vec![],
+            true,
+            false,
+            Err("which VirtualService reviews routes"),
+        ),
+        (RoutingChoice::GatewayApi, None, vec![], false, false, Err("does not serve Gateway API")),
+        (RoutingChoice::Client, None, route(&name), true, false, Err("which HTTPRoute")),
+        (RoutingChoice::Auto, None, route("other"), true, false, Err("HTTPRoute other already routes")),
+        (RoutingChoice::GatewayApi, None, vec![], true, false, Ok(A::Gateway)),
+        (RoutingChoice::Kubesphere, Some(&vs), vec![], true, false, Ok(A::Kubesphere)),
+    ];
+    for (choice, vs, routes, served, ambient, want) in cases {
+        let o = Observed {
+            virtual_service: vs.cloned(),
+            routes_with_parent: routes.clone(),
+            gateway_served: served,
+            ambient,
+            ..observed()
+        };
+        match (routing_api(choice, &o), want) {
+            (Ok(got), Ok(w)) => assert_eq!(got, w, "{choice:?} {routes:?}"),
+            (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{e}"),
+            (got, want) => panic!("{choice:?} {routes:?}: {got:?} != {want:?}"),
+        }
     }
 }
 

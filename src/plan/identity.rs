@@ -30,6 +30,30 @@ pub struct TaskIdentity {
     pub new_version: Option<String>,
     pub old_workload: String,
     pub new_workload: Option<String>,
+    /// Which API routes the task: Istio's VirtualService or Gateway API's HTTPRoute.
+    #[serde(default)]
+    pub api: RouteApi,
+}
+
+/// The routing API of a task, fixed when it is created (the Strategy's `ANN_ROUTE_API`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteApi {
+    #[default]
+    Istio,
+    GatewayApi,
+}
+
+/// On a task routed by Gateway API: `gateway-api`. The console's tasks never carry it.
+pub const ANN_ROUTE_API: &str = "grayscale.kubectl.io/routing-api";
+pub const GATEWAY_API: &str = "gateway-api";
+
+impl RouteApi {
+    pub fn of(s: &Strategy) -> Self {
+        match s.annotation(ANN_ROUTE_API) {
+            Some(GATEWAY_API) => RouteApi::GatewayApi,
+            _ => RouteApi::Istio,
+        }
+    }
 }
 
 /// The VirtualService's name for a Service: its `app` label, else its selector's, else its own
@@ -82,12 +106,18 @@ impl TaskIdentity {
             selector,
             old_version,
             new_version,
+            api: RouteApi::of(s),
         }
     }
 
     /// What the read round needs to know before it reads: the objects' names.
     pub fn names(&self) -> Names {
-        Names { service: self.service.clone(), app: self.app.clone(), selector: self.selector.clone() }
+        Names {
+            service: self.service.clone(),
+            app: self.app.clone(),
+            selector: self.selector.clone(),
+            api: self.api,
+        }
     }
 
     /// `k=v,...`, the pods' label selector.
@@ -125,6 +155,7 @@ pub struct Names {
     pub service: String,
     pub app: String,
     pub selector: BTreeMap<String, String>,
+    pub api: RouteApi,
 }
 
 impl Names {

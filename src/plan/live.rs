@@ -12,6 +12,7 @@ use super::owners::{self, Claim, Owner, Seen};
 use super::routing::{self, ANN_WRITE_ID};
 use crate::FIELD_MANAGER;
 use crate::error::Error;
+use crate::model::gateway::HttpRoute;
 use crate::model::istio::{DestinationRule, VirtualService};
 use crate::model::strategy::{LABEL_VERSION, POLICY_PAUSED, Strategy, normalize_version};
 
@@ -27,6 +28,10 @@ pub struct Live {
     pub pods: Vec<Pod>,
     /// Argo Rollouts' Rollouts that name the VirtualService.
     pub rollouts: Vec<String>,
+    /// Gateway API routing: the Service's HTTPRoute and the namespace's Services (per-version
+    /// Services among them).
+    pub route: Option<HttpRoute>,
+    pub version_services: Vec<Service>,
 }
 
 fn ready(p: &Pod) -> bool {
@@ -46,6 +51,9 @@ impl Live {
         }
         if let Some(d) = &self.dr {
             seen.push(Seen { kind: "DestinationRule", meta: &d.metadata });
+        }
+        if let Some(r) = &self.route {
+            seen.push(Seen { kind: "HTTPRoute", meta: &r.metadata });
         }
         if let Some(s) = &self.service {
             seen.push(Seen { kind: "Service", meta: &s.metadata });
@@ -281,6 +289,8 @@ mod tests {
             dr: Some(dr),
             pods,
             rollouts: vec![],
+            route: None,
+            version_services: vec![],
         }
     }
 

@@ -83,6 +83,8 @@ impl Verb {
 pub enum Mode {
     Client,
     Kubesphere,
+    /// Gateway API routing: what client routing needs, on HTTPRoutes and per-version Services.
+    Gateway,
 }
 
 /// One permission: an API group, a resource, a verb, and whether it spans the cluster. A few
@@ -200,6 +202,9 @@ fn routing(mode: Mode) -> Vec<Perm> {
 
 /// Everything `verb` needs in `mode`, sorted and without duplicates.
 pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
+    if mode == Mode::Gateway {
+        return merge(on_gateway_api(verb, needs(verb, Mode::Client)));
+    }
     let out = match verb {
         Verb::Create => {
             let mut v = p(SM, "strategies", &["list", "create"]);
@@ -212,7 +217,7 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
             v.extend(owners());
             v.extend(event());
             match mode {
-                Mode::Client => {
+                Mode::Client | Mode::Gateway => {
                     // Server-side apply creates the routing objects the first time: create too.
                     v.extend(p(ISTIO, "destinationrules", &["patch", "create"]));
                     v.extend(p(ISTIO, "virtualservices", &["patch", "create"]));
@@ -325,6 +330,53 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
             .collect(),
     };
     merge(out)
+}
+
+const GATEWAY: &str = "gateway.networking.k8s.io";
+
+/// Client routing's permissions moved to Gateway API: the VirtualService's become the
+/// HTTPRoute's, the DestinationRule's become the per-version Services' (the read round lists
+/// the namespace's Services); offline deletes the per-version Services; a mirror below 100%
+/// reads the HTTPRoute CRD's schema, and create reads the namespace (ambient mode).
+fn on_gateway_api(verb: Verb, client: Vec<Perm>) -> Vec<Perm> {
+    let mut out: Vec<Perm> = client
+        .into_iter()
+        .map(|p| match (p.group, p.resource) {
+            (ISTIO, "virtualservices") => Perm { group: GATEWAY, resource: "httproutes", ..p },
+            (ISTIO, "destinationrules") => {
+                let verb = if p.verb == "get" { "list" } else { p.verb };
+                Perm { group: "", resource: "services", verb, ..p }
+            }
+            _ => p,
+        })
+        .collect();
+    let crd = Perm {
+        group: "apiextensions.k8s.io",
+        resource: "customresourcedefinitions",
+        verb: "get",
+        cluster: true,
+        namespace: None,
+        name: Some("httproutes.gateway.networking.k8s.io"),
+        optional: true,
+    };
+    match verb {
+        Verb::Create => {
+            out.extend(p(GATEWAY, "httproutes", &["list"]));
+            out.extend(p("", "services", &["create", "patch"]));
+            out.extend(optional("", "namespaces", &["get"]).into_iter().map(|p| Perm { cluster: true, ..p }));
+            out.push(crd);
+        }
+        Verb::Offline => {
+            out.extend(p("", "services", &["list", "delete"]));
+            out.extend(p(GATEWAY, "httproutes", &["get", "patch", "delete"]));
+        }
+        Verb::Sync | Verb::Mirror | Verb::Shift | Verb::Match | Verb::Undo | Verb::Resume | Verb::Pause => {
+            out.extend(p("", "services", &["create", "patch"]));
+            out.push(crd);
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Sorted, without duplicates, and without an optional permission that is also required.

@@ -143,7 +143,7 @@ pub async fn follow(
             return Err(Error::Rollout { message: why, hint: failure_hint(p, req, "") });
         }
         if !routed && tracker.ready() >= 1 {
-            if p.client_routing && !app_pods.ready(p).contains(&p.principal) {
+            if !p.kubesphere() && !app_pods.ready(p).contains(&p.principal) {
                 if !waiting_for_old {
                     display.note(&format!(
                         "the old version {} has no ready pod yet: routing waits for it, so {} gets no more than the task gives it",
@@ -182,6 +182,21 @@ async fn route(
     deadline: tokio::time::Instant,
 ) -> Result<()> {
     let ns = &p.namespace;
+    if p.gateway {
+        // The per-version Services and the HTTPRoute, from fresh reads of everything.
+        let failed = |e| ops::routing_failed(e, &req.name, ns);
+        if let ops::RoutedBy::Gateway(g) =
+            ops::converge(kube, ns, &req.name, RoutingChoice::GatewayApi).await.map_err(failed)?
+        {
+            let summary =
+                crate::view::task::traffic_summary(&crate::view::task::routing_view(&written.strategy));
+            display.note(&format!("routing applied to HTTPRoute {} (Gateway API): {summary}", g.service));
+            for why in crate::cluster::gateway::accepted(kube, ns, &g.service).await? {
+                display.note(&format!("warning: the mesh has not accepted HTTPRoute {}: {why}", g.service));
+            }
+        }
+        return Ok(());
+    }
     if let Some(r) =
         p.routing_when_ready(&written.strategy, ready, written.vs.as_ref()).filter(|_| p.client_routing)
     {
@@ -193,7 +208,9 @@ async fn route(
             Err(Error::Conflict { .. }) => {
                 match ops::converge(kube, ns, &req.name, RoutingChoice::Client).await.map_err(failed)? {
                     ops::RoutedBy::Client(r) => *r,
-                    ops::RoutedBy::Kubesphere => unreachable!("client routing was asked for"),
+                    ops::RoutedBy::Kubesphere | ops::RoutedBy::Gateway(_) => {
+                        unreachable!("client routing was asked for")
+                    }
                 }
             }
             Err(e) => return Err(failed(e)),

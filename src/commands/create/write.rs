@@ -25,6 +25,14 @@ pub(super) async fn write_objects(
     let ns = &p.namespace;
     let mut written = Vec::new();
     let mut vs = p.existing_vs.clone();
+    if p.gateway {
+        // Pinned to the old version before the new one exists; the per-version Services are
+        // owned by the task once it exists.
+        let features = crate::plan::routing::gateway::Features::ALL;
+        let g = p.gateway_routing(&p.strategy, &p.old_ready, p.existing_route.as_ref(), features)?;
+        let live = p.existing_route.as_ref();
+        crate::cluster::gateway::write(kube, ns, &g, live, &[], write).await?;
+    }
     if let Some(r) = p.initial_routing() {
         if r.mode == RoutingMode::Empty {
             ctx.ui.warn(&format!(
@@ -79,6 +87,9 @@ pub(super) async fn write_objects(
         }
     };
     written.insert(0, json(&strategy));
+    if p.gateway && write == Write::Real {
+        own_version_services(kube, p, &strategy).await?;
+    }
     if write == Write::DryRun
         && let Some(r) = p.routing_when_ready(&p.strategy, &ready_with_new(p), p.existing_vs.as_ref())
     {
@@ -86,6 +97,23 @@ pub(super) async fn write_objects(
         written.push(json(&kube.apply(ns, &r.virtual_service, write, true).await?));
     }
     Ok((written, strategy, vs))
+}
+
+/// The per-version Services written before the task existed become the task's, so that they
+/// go when it does.
+async fn own_version_services(kube: &Kube, p: &Plan, strategy: &Strategy) -> Result<()> {
+    use k8s_openapi::api::core::v1::Service;
+    let ns = &p.namespace;
+    for v in [&p.principal, &p.new_version] {
+        let want = crate::plan::routing::gateway::per_version_service(&p.service, v, strategy);
+        let name = want.metadata.name.clone().unwrap_or_default();
+        if let Some(live) = kube.get::<Service>(ns, &name).await?
+            && crate::plan::routing::gateway::is_ours(&live)
+        {
+            kube.apply(ns, &want, Write::Real, true).await?;
+        }
+    }
+    Ok(())
 }
 
 /// A create whose answer was lost: the object is read back and taken as created by this

@@ -9,6 +9,7 @@
 //! from an older unnamed route.
 
 mod derive;
+pub mod gateway;
 mod ready;
 mod takeover;
 
@@ -42,20 +43,22 @@ pub enum RoutingChoice {
     Client,
     /// KubeSphere's controllers route; the plugin writes only the Strategy.
     Kubesphere,
+    /// The plugin writes a Gateway API HTTPRoute and per-version Services.
+    GatewayApi,
 }
 
 /// Whether KubeSphere's controller-manager writes this VirtualService (it does for every
 /// mesh-enabled Service under KubeSphere). Client routing would fight it.
 impl RoutingChoice {
-    pub const ALL: [RoutingChoice; 3] =
-        [RoutingChoice::Auto, RoutingChoice::Client, RoutingChoice::Kubesphere];
+    pub const ALL: [RoutingChoice; 4] =
+        [RoutingChoice::Auto, RoutingChoice::Client, RoutingChoice::Kubesphere, RoutingChoice::GatewayApi];
 
     /// The name `--routing` takes, and what it means.
     pub fn describe(self) -> (&'static str, &'static str) {
         match self {
             RoutingChoice::Auto => (
                 "auto",
-                "kubesphere when KubeSphere's controller-manager writes the Service's VirtualService, else client",
+                "a task keeps the API it was created with; create picks kubesphere when KubeSphere's controller-manager writes the Service's VirtualService, gateway-api when an HTTPRoute has the Service as parent or the namespace is in ambient mode, else client",
             ),
             RoutingChoice::Client => {
                 ("client", "the plugin writes the DestinationRule and VirtualService itself")
@@ -63,6 +66,10 @@ impl RoutingChoice {
             RoutingChoice::Kubesphere => {
                 ("kubesphere", "KubeSphere's controllers route; the plugin writes only the Strategy")
             }
+            RoutingChoice::GatewayApi => (
+                "gateway-api",
+                "the plugin writes a Gateway API HTTPRoute (parent: the Service) and one Service per version",
+            ),
         }
     }
 }
