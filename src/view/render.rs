@@ -211,7 +211,8 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
     out.push_str(&render_table(&["VERSION", "ROLE", "WORKLOAD", "READY", "AVAILABLE"], &rows, color));
     if !v.live_routing.is_empty() {
         out.push('\n');
-        out.push_str(&format!("{}\n", b("Routing now (VirtualService)")));
+        let kind = v.route_kind.as_deref().unwrap_or("VirtualService");
+        out.push_str(&format!("{}\n", b(&format!("Routing now ({kind})"))));
         for p in &v.live_routing {
             let w: Vec<(String, i32)> = p.weights.iter().map(|w| (w.version.clone(), w.weight)).collect();
             let label = w.iter().map(|(v, w)| format!("{v} {w}%")).collect::<Vec<_>>().join("  ");
@@ -223,11 +224,15 @@ fn status_text(v: &TaskView, now: i64, color: bool) -> String {
     if v.drift == Some(true) {
         let by = v.drift_by.as_ref().map(|m| format!(" (changed by {m})")).unwrap_or_default();
         out.push_str(&format!(
-            "  {} the VirtualService does not route what the task says{by}; fix it with: kubectl grayscale sync {} -n {}\n",
+            "  {} the {} does not route what the task says{by}; fix it with: kubectl grayscale sync {} -n {}\n",
             paint(color, "drift:", Color::Yellow),
+            v.route_kind.as_deref().unwrap_or("VirtualService"),
             v.name,
             v.namespace
         ));
+    }
+    for why in &v.route_status {
+        out.push_str(&format!("  {} {why}\n", paint(color, "mesh:", Color::Yellow)));
     }
     if v.policy == crate::model::strategy::POLICY_PAUSED {
         out.push_str(&format!(
@@ -346,6 +351,8 @@ mod snapshot_tests {
             drift: None,
             drift_by: None,
             last_change: None,
+            route_kind: None,
+            route_status: vec![],
         }
     }
 

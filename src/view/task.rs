@@ -51,6 +51,13 @@ pub struct TaskView {
     /// of a change made outside the plugin).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_change: Option<String>,
+    /// Status only: `HTTPRoute` when Gateway API routes the task (else its VirtualService does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_kind: Option<String>,
+    /// Status only, Gateway API: what the mesh says of the route when it does not take it
+    /// (`status.parents` conditions).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub route_status: Vec<String>,
     /// Status only: the latest Warning events of the task's pods.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventView>,
@@ -271,6 +278,8 @@ pub fn task_view(
         drift: None,
         drift_by: None,
         last_change: None,
+        route_kind: None,
+        route_status: vec![],
     }
 }
 

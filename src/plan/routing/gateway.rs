@@ -477,6 +477,21 @@ pub fn route_differs(live: Option<&HttpRoute>, want: &HttpRoute) -> bool {
     })
 }
 
+/// Whether the live route's rules of the plugin's route differently from what the task
+/// derives (names and the user's rules aside).
+pub fn drifted(live: Option<&HttpRoute>, want: &HttpRoute) -> bool {
+    let own = |r: &HttpRoute| -> Vec<Rule> {
+        r.spec
+            .rules
+            .iter()
+            .zip(own_rules(Some(r)))
+            .filter(|(_, o)| *o)
+            .map(|(r, _)| Rule { name: None, extra: Default::default(), ..r.clone() })
+            .collect()
+    };
+    live.is_none_or(|l| own(l) != own(want))
+}
+
 /// Whether a live per-version Service differs from the plugin's (selector or ports).
 pub fn service_differs(live: Option<&Service>, want: &Service) -> bool {
     let key = |s: &Service| {
