@@ -50,14 +50,37 @@ impl Behaviour {
     }
 }
 
-/// Who answered: the labels Istio's destination reporter puts on a request.
+/// Who answered: the labels Istio's destination reporter puts on a request, or, for a request
+/// the mesh answered itself (no destination sidecar saw it), the client's source reporter.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Destination {
+    pub reporter: Reporter,
     pub namespace: String,
     pub service: String,
     pub app: String,
     pub version: String,
     pub workload: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reporter {
+    Destination,
+    Source,
+}
+
+impl Destination {
+    /// A request to `service` that the calling sidecar answered itself (a 500 for a backend
+    /// that does not exist, or a route whose backends all weigh 0): no workload, no version.
+    pub fn mesh_answered(namespace: &str, service: &str) -> Destination {
+        Destination {
+            reporter: Reporter::Source,
+            namespace: namespace.into(),
+            service: service.into(),
+            app: "unknown".into(),
+            version: "unknown".into(),
+            workload: "unknown".into(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -112,8 +135,12 @@ impl Metrics {
 }
 
 fn labels(d: &Destination) -> String {
+    let reporter = match d.reporter {
+        Reporter::Destination => "destination",
+        Reporter::Source => "source",
+    };
     format!(
-        "reporter=\"destination\",source_workload=\"sim-mesh-client\",request_protocol=\"http\",\
+        "reporter=\"{reporter}\",source_workload=\"sim-mesh-client\",request_protocol=\"http\",\
 destination_service=\"{s}.{ns}.svc.cluster.local\",destination_service_name=\"{s}\",\
 destination_service_namespace=\"{ns}\",destination_app=\"{app}\",destination_version=\"{v}\",\
 destination_workload=\"{w}\",destination_workload_namespace=\"{ns}\"",
@@ -152,6 +179,7 @@ mod tests {
     fn rendering_is_cumulative_per_bucket() {
         let mut m = Metrics::default();
         let d = Destination {
+            reporter: Reporter::Destination,
             namespace: "ns".into(),
             service: "reviews".into(),
             app: "reviews".into(),
@@ -165,5 +193,15 @@ mod tests {
         assert!(text.contains(",le=\"25\"} 1\n"), "{text}");
         assert!(text.contains(",le=\"1000\"} 2\n"));
         assert!(text.contains(",le=\"+Inf\"} 2\n"));
+        assert!(text.starts_with(
+            "# TYPE istio_requests_total counter\nistio_requests_total{reporter=\"destination\","
+        ));
+    }
+
+    #[test]
+    fn requests_the_mesh_answers_are_reported_by_the_source() {
+        let mut m = Metrics::default();
+        m.record(&Destination::mesh_answered("ns", "reviews-v3"), 500, 0.0);
+        assert!(m.render().contains("istio_requests_total{reporter=\"source\",source_workload=\"sim-mesh-client\",request_protocol=\"http\",destination_service=\"reviews-v3.ns.svc.cluster.local\",destination_service_name=\"reviews-v3\",destination_service_namespace=\"ns\",destination_app=\"unknown\",destination_version=\"unknown\",destination_workload=\"unknown\",destination_workload_namespace=\"ns\",response_code=\"500\"} 1\n"), "{}", m.render());
     }
 }

@@ -34,33 +34,54 @@ pub const PROFILES: [Profile; 10] = [
     Profile { uri: "/static/app.js", headers: &[("user-agent", LINUX)] },
 ];
 
-/// Where one request goes: the subset's version and, when mirrored, the mirror's.
+/// Where a routed request is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// The pods of one version (a subset, or the version behind a per-version Service).
+    Version(String),
+    /// Any pod of the Service, as its endpoints are balanced without routing.
+    AnyPod,
+    /// The mesh answers 500 itself, for this Service's host: a backend Service that does not
+    /// exist, or a route whose backends all weigh 0.
+    MeshError(String),
+    /// Nowhere anyone reports: a subset that is not known, or no route at all.
+    Dropped,
+}
+
+/// Where one request goes and where it is mirrored.
 #[derive(Debug, PartialEq)]
 pub struct Delivery {
-    pub version: Option<String>,
-    pub mirror: Option<String>,
+    pub target: Target,
+    pub mirrors: Vec<Target>,
 }
 
-/// A VirtualService's HTTP routes with the DestinationRule's subsets resolved to versions.
+/// HTTP routes in the order the sidecar tries them: VirtualService routes, or an HTTPRoute's
+/// rules once Istio has converted and sorted them (see `httproute`).
 pub struct Routing {
-    routes: Vec<Route>,
+    pub(crate) routes: Vec<Route>,
 }
 
-struct Route {
-    matches: Vec<Vec<Condition>>,
-    /// (version, weight); versions that are not a known subset are dropped, as Envoy would 503.
-    destinations: Vec<(Option<String>, i64)>,
-    mirror: Option<(Option<String>, f64)>,
+pub(crate) struct Route {
+    /// Any block may hold; all conditions of a block must. No block: every request.
+    pub(crate) matches: Vec<Vec<Condition>>,
+    /// (target, weight).
+    pub(crate) destinations: Vec<(Target, i64)>,
+    /// (target, percent) per mirror.
+    pub(crate) mirrors: Vec<(Target, f64)>,
 }
 
-enum Condition {
+pub(crate) enum Condition {
     Uri(StringMatch),
     Header(String, StringMatch),
+    Query(String, StringMatch),
+    Method(String),
 }
 
-enum StringMatch {
+pub(crate) enum StringMatch {
     Exact(String),
     Prefix(String),
+    /// Envoy's `path_separated_prefix`: the prefix is the whole path or ends at a `/`.
+    SegmentPrefix(String),
     Regex(Regex),
 }
 
@@ -71,36 +92,56 @@ impl StringMatch {
         } else if let Some(s) = v.get("prefix").and_then(Value::as_str) {
             Some(StringMatch::Prefix(s.into()))
         } else {
-            // Envoy's regex match is on the whole value.
-            let re = v.get("regex").and_then(Value::as_str)?;
-            Regex::new(&format!("^(?:{re})$")).ok().map(StringMatch::Regex)
+            StringMatch::regex(v.get("regex").and_then(Value::as_str)?)
         }
+    }
+
+    /// Envoy's regex match is on the whole value.
+    pub(crate) fn regex(re: &str) -> Option<StringMatch> {
+        Regex::new(&format!("^(?:{re})$")).ok().map(StringMatch::Regex)
     }
 
     fn matches(&self, s: &str) -> bool {
         match self {
             StringMatch::Exact(e) => s == e,
             StringMatch::Prefix(p) => s.starts_with(p.as_str()),
+            StringMatch::SegmentPrefix(p) => {
+                p == "/"
+                    || s.strip_prefix(p.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
             StringMatch::Regex(r) => r.is_match(s),
         }
     }
 }
 
+/// The synthetic client sends GETs only.
+const METHOD: &str = "GET";
+
 impl Condition {
     fn holds(&self, p: &Profile) -> bool {
+        let (path, query) = p.uri.split_once('?').unwrap_or((p.uri, ""));
         match self {
-            Condition::Uri(m) => m.matches(p.uri),
+            Condition::Uri(m) => m.matches(path),
             Condition::Header(name, m) => p
                 .headers
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .is_some_and(|(_, v)| m.matches(v)),
+            Condition::Query(name, m) => query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| k == name)
+                .is_some_and(|(_, v)| m.matches(v)),
+            Condition::Method(method) => method == METHOD,
         }
     }
 }
 
-fn version_of(dest: &Value, subsets: &BTreeMap<String, String>) -> Option<String> {
-    dest.get("subset").and_then(Value::as_str).and_then(|s| subsets.get(s).cloned())
+fn version_of(dest: &Value, subsets: &BTreeMap<String, String>) -> Target {
+    match dest.get("subset").and_then(Value::as_str).and_then(|s| subsets.get(s)) {
+        Some(v) => Target::Version(v.clone()),
+        None => Target::Dropped,
+    }
 }
 
 impl Routing {
@@ -122,25 +163,30 @@ impl Routing {
                     .map(|d| {
                         let w =
                             d.get("weight").and_then(Value::as_i64).unwrap_or(if single { 100 } else { 0 });
-                        (d.get("destination").and_then(|d| version_of(d, subsets)), w)
+                        (d.get("destination").map_or(Target::Dropped, |d| version_of(d, subsets)), w)
                     })
                     .collect();
-                let mirror = r.get("mirror").map(|m| {
-                    let pct = r
-                        .pointer("/mirrorPercentage/value")
-                        .and_then(Value::as_f64)
-                        .or_else(|| r.get("mirrorPercent").and_then(Value::as_f64))
-                        .unwrap_or(100.0);
-                    (version_of(m, subsets), pct)
-                });
-                Route { matches, destinations, mirror }
+                let mirrors = r
+                    .get("mirror")
+                    .map(|m| {
+                        let pct = r
+                            .pointer("/mirrorPercentage/value")
+                            .and_then(Value::as_f64)
+                            .or_else(|| r.get("mirrorPercent").and_then(Value::as_f64))
+                            .unwrap_or(100.0);
+                        (version_of(m, subsets), pct)
+                    })
+                    .into_iter()
+                    .collect();
+                Route { matches, destinations, mirrors }
             })
             .collect();
         Routing { routes }
     }
 
     /// Routes request number `n` (its profile is `n % 10`); `n` also spreads the weights, so
-    /// that every 100 requests that reach a route follow its weights exactly.
+    /// that every 100 requests that reach a route follow its weights exactly. None: no route
+    /// matched.
     pub fn deliver(&self, n: u64, seen_by_route: &mut BTreeMap<usize, u64>) -> Option<Delivery> {
         let p = &PROFILES[(n % PROFILES.len() as u64) as usize];
         let (i, route) =
@@ -152,14 +198,23 @@ impl Routing {
         // 37 is prime to 100: consecutive requests land far apart in the weight ranges.
         let slot = ((*k * 37) % 100) as i64;
         let total: i64 = route.destinations.iter().map(|d| d.1).sum();
+        // Cumulative, so that weights not summing to 100 (1:1:1) still cover every slot.
         let mut acc = 0;
-        let version = route.destinations.iter().find_map(|(v, w)| {
-            acc += w * 100 / total.max(1);
-            (slot < acc).then(|| v.clone())
-        });
-        let mirror =
-            route.mirror.as_ref().and_then(|(v, pct)| ((slot as f64) < *pct).then(|| v.clone()).flatten());
-        Some(Delivery { version: version.flatten(), mirror })
+        let target = route
+            .destinations
+            .iter()
+            .find_map(|(t, w)| {
+                acc += w;
+                (slot < acc * 100 / total.max(1)).then(|| t.clone())
+            })
+            .unwrap_or(Target::Dropped);
+        let mirrors = route
+            .mirrors
+            .iter()
+            .filter(|(t, pct)| (slot as f64) < *pct && *t != Target::Dropped)
+            .map(|(t, _)| t.clone())
+            .collect();
+        Some(Delivery { target, mirrors })
     }
 }
 
@@ -179,7 +234,7 @@ fn conditions(m: &Value) -> Vec<Condition> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -187,19 +242,33 @@ mod tests {
         [("v1".to_string(), "v1".to_string()), ("v2".to_string(), "v2".to_string())].into()
     }
 
-    fn shares(vs: Value, n: u64) -> BTreeMap<String, u64> {
-        let r = Routing::new(&vs, &subsets());
+    /// A target as the share tables below name it.
+    pub(crate) fn name(t: &Target) -> String {
+        match t {
+            Target::Version(v) => v.clone(),
+            Target::AnyPod => "any".into(),
+            Target::MeshError(host) => format!("500-{host}"),
+            Target::Dropped => "none".into(),
+        }
+    }
+
+    /// How many of `n` requests each target (and each mirror) gets.
+    pub(crate) fn shares_of(r: &Routing, n: u64) -> BTreeMap<String, u64> {
         let mut seen = BTreeMap::new();
         let mut out = BTreeMap::new();
         for i in 0..n {
             if let Some(d) = r.deliver(i, &mut seen) {
-                *out.entry(d.version.unwrap_or("none".into())).or_default() += 1;
-                if let Some(m) = d.mirror {
-                    *out.entry(format!("mirror-{m}")).or_default() += 1;
+                *out.entry(name(&d.target)).or_default() += 1;
+                for m in d.mirrors {
+                    *out.entry(format!("mirror-{}", name(&m))).or_default() += 1;
                 }
             }
         }
         out
+    }
+
+    fn shares(vs: Value, n: u64) -> BTreeMap<String, u64> {
+        shares_of(&Routing::new(&vs, &subsets()), n)
     }
 
     fn dest(subset: &str, weight: i64) -> Value {
