@@ -39,7 +39,9 @@ fn rules(r: &Value) -> Vec<String> {
                 .map(|b| format!("{}@{}={}", b["name"].as_str().unwrap(), b["port"], b["weight"]))
                 .collect();
             let name = rule["name"].as_str().unwrap_or("");
-            let m = if rule["matches"].is_null() { String::new() } else { rule["matches"].to_string() };
+            // Every request (what an omitted match defaults to) is left out.
+            let all = json!([{"path": {"type": "PathPrefix", "value": "/"}}]);
+            let m = if rule["matches"] == all { String::new() } else { rule["matches"].to_string() };
             format!("{name}:{m}{}", backends.join(","))
         })
         .collect()

@@ -229,7 +229,26 @@ fn backend(svc: &str, subset: &str, port: u32, weight: Option<i32>) -> BackendRe
 }
 
 fn single(svc: &str, subset: &str, port: u32) -> Rule {
-    Rule { backend_refs: vec![backend(svc, subset, port, Some(100))], ..Rule::default() }
+    Rule {
+        matches: vec![any()],
+        backend_refs: vec![backend(svc, subset, port, Some(100))],
+        ..Rule::default()
+    }
+}
+
+/// Every request: what the API server defaults an omitted match (or path) to, written out so
+/// that the live route reads back as written.
+fn any() -> RouteMatch {
+    RouteMatch { path: Some(root()), ..RouteMatch::default() }
+}
+
+fn root() -> PathMatch {
+    PathMatch { kind: "PathPrefix".into(), value: "/".into() }
+}
+
+/// Whether a match takes every request.
+pub fn matches_all(m: &RouteMatch) -> bool {
+    m.headers.is_empty() && m.path.as_ref().is_none_or(|p| *p == root()) && m.extra.is_empty()
 }
 
 /// The subsets a set of rules sends traffic or a mirror to.
@@ -260,8 +279,10 @@ fn task_rules(s: &Strategy, svc: &str, port: u32, f: &Features) -> Result<Vec<Ru
     let t = &s.spec.template.spec;
     let mut rules = Vec::new();
     for h in &t.http {
-        let matches = h.matches.iter().map(route_match).collect::<Result<Vec<_>>>()?;
-        let matches: Vec<RouteMatch> = matches.into_iter().filter(|m| *m != RouteMatch::default()).collect();
+        let mut matches = h.matches.iter().map(route_match).collect::<Result<Vec<_>>>()?;
+        if matches.iter().all(matches_all) {
+            matches = vec![any()];
+        }
         if matches.len() > MAX_MATCHES {
             return Err(too_many("matches in one rule", matches.len(), MAX_MATCHES));
         }
@@ -366,13 +387,15 @@ fn route_match(m: &istio::HttpMatch) -> Result<RouteMatch> {
             hint: "use --routing client for this task".into(),
         });
     }
-    let path = m.uri.as_ref().map(|u| match u {
-        StringMatch { exact: Some(v), .. } => PathMatch { kind: "Exact".into(), value: v.clone() },
-        StringMatch { prefix: Some(v), .. } => PathMatch { kind: "PathPrefix".into(), value: v.clone() },
-        StringMatch { regex: Some(v), .. } => {
+    let path = Some(match m.uri.as_ref() {
+        Some(StringMatch { exact: Some(v), .. }) => PathMatch { kind: "Exact".into(), value: v.clone() },
+        Some(StringMatch { prefix: Some(v), .. }) => {
+            PathMatch { kind: "PathPrefix".into(), value: v.clone() }
+        }
+        Some(StringMatch { regex: Some(v), .. }) => {
             PathMatch { kind: "RegularExpression".into(), value: v.clone() }
         }
-        _ => PathMatch { kind: "PathPrefix".into(), value: "/".into() },
+        _ => root(),
     });
     let headers = m.headers.iter().map(|(k, v)| header(k, v)).collect();
     Ok(RouteMatch { path, headers, extra: Default::default() })
@@ -511,9 +534,22 @@ pub fn without_task(existing: &HttpRoute) -> Option<HttpRoute> {
     if rules.is_empty() && made {
         return None;
     }
-    let mut r = existing.clone();
+    let mut r = HttpRoute {
+        api_version: Some(format!("{GATEWAY_GROUP}/{GATEWAY_VERSION}")),
+        kind: Some("HTTPRoute".into()),
+        metadata: ObjectMeta {
+            name: existing.metadata.name.clone(),
+            namespace: existing.metadata.namespace.clone(),
+            labels: existing.metadata.labels.clone(),
+            annotations: existing.metadata.annotations.clone(),
+            // Guarded: a route someone changed since it was read is not overwritten.
+            resource_version: existing.metadata.resource_version.clone(),
+            ..ObjectMeta::default()
+        },
+        spec: existing.spec.clone(),
+        status: None,
+    };
     r.spec.rules = rules;
-    r.status = None;
     r.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(ANN_RULES.into(), "0".into());
     Some(r)
 }
@@ -522,9 +558,7 @@ pub fn without_task(existing: &HttpRoute) -> Option<HttpRoute> {
 pub fn split(route: &HttpRoute, svc: &str) -> (Vec<(String, i32)>, Option<String>) {
     let prefix = format!("{svc}-");
     let sub = |n: &str| n.strip_prefix(&prefix).unwrap_or(n).to_string();
-    let Some(rule) =
-        route.spec.rules.iter().find(|r| r.matches.iter().all(|m| m.path.is_none() && m.headers.is_empty()))
-    else {
+    let Some(rule) = route.spec.rules.iter().find(|r| r.matches.iter().all(matches_all)) else {
         return (Vec::new(), None);
     };
     let one = rule.backend_refs.len() == 1;

@@ -35,10 +35,11 @@ fn render(route: &HttpRoute) -> String {
             let m: Vec<String> = r
                 .matches
                 .iter()
+                .filter(|m| !matches_all(m))
                 .map(|m| {
                     let mut parts: Vec<String> =
                         m.headers.iter().map(|h| format!("{}:{}={}", h.kind, h.name, h.value)).collect();
-                    if let Some(p) = &m.path {
+                    if let Some(p) = m.path.as_ref().filter(|p| **p != root()) {
                         parts.push(format!("path {}={}", p.kind, p.value));
                     }
                     parts.join("&")
@@ -262,6 +263,12 @@ fn the_users_rules_and_fields_are_kept_behind_the_plugins() {
     assert_eq!(render(&left), "legacy:[path PathPrefix=/old]legacy@80=-1");
     let made = plan_for(Some(&s), &["v1", "v2"], None, Features::ALL).route;
     assert_eq!(without_task(&made), None);
+    // Written back with server-side apply: no managedFields, guarded by the version read.
+    let mut read = live.clone();
+    read.metadata.managed_fields = Some(vec![Default::default()]);
+    let back = without_task(&read).unwrap();
+    assert!(back.metadata.managed_fields.is_none());
+    assert_eq!(back.metadata.resource_version.as_deref(), Some("7"));
 }
 
 #[test]
@@ -359,6 +366,20 @@ fn status_conditions_explain_a_route_the_mesh_did_not_take() {
     // A condition about an older generation says nothing about this one.
     r.metadata.generation = Some(4);
     assert_eq!(not_accepted(&r, "reviews").len(), 1);
+}
+
+#[test]
+fn every_rule_writes_out_what_the_api_server_would_default() {
+    // An omitted match (or path) is defaulted to PathPrefix `/` by the CRD: written out, the
+    // live route reads back as written and no verb rewrites it for nothing.
+    for kind in [Kind::Ratio, Kind::Match, Kind::BlueGreen, Kind::Mirror] {
+        let s = with_uid(task(kind, None, POLICY_IMMEDIATELY, "v1"));
+        let p = plan_for(Some(&s), &["v1", "v2"], None, Features::ALL);
+        for r in &p.route.spec.rules {
+            assert!(!r.matches.is_empty(), "{kind:?} {r:?}");
+            assert!(r.matches.iter().all(|m| m.path.is_some()), "{kind:?}");
+        }
+    }
 }
 
 #[test]
