@@ -288,6 +288,8 @@ start_mesh_metrics() {
   "$ROOT/target/debug/sim-mesh" --kubeconfig "$STATE/sim-kubelet.kubeconfig" --listen "127.0.0.1:$mesh_port" \
     >"$STATE/logs/sim-mesh.log" 2>&1 &
   echo $! >>"$STATE/pids"
+  # Where tests read sim-mesh's own counters (not Prometheus's), e.g. the mesh's 500s.
+  echo "http://127.0.0.1:$mesh_port" >"$STATE/mesh-url"
   mkdir -p "$STATE/prometheus"
   cat >"$STATE/prometheus/prometheus.yml" <<EOF
 global: {scrape_interval: 1s, evaluation_interval: 1s}
