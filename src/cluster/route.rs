@@ -165,6 +165,17 @@ async fn finish(
         }
         Err(e) => return Err(routing_failed(e, &name, ns)),
     };
+    // Gateway API: what the mesh says of the route just written (not for a take-over, which
+    // stays at its request budget; `status` shows it).
+    if let RoutedBy::Gateway(g) = &routed
+        && changed
+        && !matches!(req.journal, Journal::Push("takeover"))
+    {
+        match super::gateway::accepted(kube, ns, &g.service).await {
+            Ok(why) => why.iter().for_each(|w| (req.warn)(&format!("HTTPRoute {}: {w}", g.service))),
+            Err(e) => (req.warn)(&e.to_string()),
+        }
+    }
     super::events::record_change(kube, req.journal, &before, &after, changed, req.warn).await;
     Ok(Outcome { before, after, changed, retries, routed })
 }

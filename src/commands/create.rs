@@ -91,6 +91,9 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
     };
     let (plan, user) = tokio::join!(plan(&kube, &req, args.routing), who);
     let plan = plan?;
+    for w in &plan.warnings {
+        ctx.ui.warn(w);
+    }
     let kube = match user {
         Some(u) => kube.with_user(u),
         None => kube,
@@ -207,7 +210,8 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingChoice) -> Resul
         crate::cluster::gateway::routes_with_parent(kube, &ns, &req.service),
         crate::cluster::gateway::ambient(kube, &ns),
     );
-    let (virtual_service, routes, (ambient, _)) = (virtual_service?, routes?, ambient?);
+    let (virtual_service, routes, (ambient, ns_waypoint)) = (virtual_service?, routes?, ambient?);
+    let svc_waypoint = service.metadata.labels.as_ref().and_then(|l| l.get("istio.io/use-waypoint")).cloned();
     let observed = create::Observed {
         namespace: ns,
         route: routes
@@ -218,6 +222,7 @@ async fn plan(kube: &Kube, req: &CreateRequest, routing: RoutingChoice) -> Resul
         routes_with_parent: routes.iter().flatten().filter_map(|r| r.metadata.name.clone()).collect(),
         gateway_served: routes.is_some(),
         ambient,
+        waypoint: svc_waypoint.or(ns_waypoint),
         service,
         deployments,
         strategies,

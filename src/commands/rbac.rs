@@ -15,6 +15,8 @@ pub enum ModeArg {
     Both,
     Client,
     Kubesphere,
+    /// Gateway API routing: HTTPRoutes and per-version Services instead of Istio's objects.
+    GatewayApi,
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +72,7 @@ pub async fn run(ctx: &Context, args: RbacArgs) -> Result<()> {
         ModeArg::Both => &[Mode::Client, Mode::Kubesphere],
         ModeArg::Client => &[Mode::Client],
         ModeArg::Kubesphere => &[Mode::Kubesphere],
+        ModeArg::GatewayApi => &[Mode::Gateway],
     };
     let perms: Vec<rbac::Perm> =
         verbs.iter().flat_map(|v| modes.iter().flat_map(move |m| rbac::needs(*v, *m))).collect();

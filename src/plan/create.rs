@@ -42,6 +42,8 @@ pub struct Observed {
     pub gateway_served: bool,
     /// Whether the namespace is in Istio's ambient mode.
     pub ambient: bool,
+    /// The waypoint that serves the Service (its `istio.io/use-waypoint`, else its namespace's).
+    pub waypoint: Option<String>,
 }
 
 /// Which API routes a new task, from `--routing` and what routes the Service today. Never both
@@ -124,6 +126,8 @@ pub struct Plan {
     pub new_version: String,
     /// Versions with ready pods when the plan was made (principal first).
     pub old_ready: Vec<String>,
+    /// Said before anything is written.
+    pub warnings: Vec<String>,
 }
 
 fn ineligible(what: String, hint: impl Into<String>) -> Error {
@@ -227,7 +231,9 @@ pub fn create(req: &CreateRequest, o: Observed, choice: RoutingChoice) -> Result
     });
     let mut strategy = task::build(req, &ns, &e, icon);
     let api = routing_api(choice, &o)?;
+    let mut warnings = Vec::new();
     if api == RouteApiChoice::Gateway {
+        warnings.extend(routing::gateway::waypoint_warning(o.ambient, o.waypoint.as_deref()));
         routing::gateway::http_port(&o.service)?;
         strategy
             .metadata
@@ -249,6 +255,7 @@ pub fn create(req: &CreateRequest, o: Observed, choice: RoutingChoice) -> Result
         principal: e.principal,
         new_version: req.version.clone(),
         old_ready,
+        warnings,
     })
 }
 

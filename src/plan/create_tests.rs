@@ -102,6 +102,12 @@ fn routing_api_follows_what_routes_the_service_and_never_mixes_both_kinds() {
         (RoutingChoice::GatewayApi, None, vec![], true, false, Ok(A::Gateway)),
         (RoutingChoice::Kubesphere, Some(&vs), vec![], true, false, Ok(A::Kubesphere)),
     ];
+    // Ambient without a waypoint: the route is written, and the user is told it will not apply.
+    let o = Observed { gateway_served: true, ambient: true, ..observed() };
+    let p = create(&canary(), o, RoutingChoice::Auto).unwrap();
+    assert!(p.gateway && p.warnings.iter().any(|w| w.contains("no waypoint")), "{:?}", p.warnings);
+    let o = Observed { gateway_served: true, ambient: true, waypoint: Some("wp".into()), ..observed() };
+    assert!(create(&canary(), o, RoutingChoice::Auto).unwrap().warnings.is_empty());
     for (choice, vs, routes, served, ambient, want) in cases {
         let o = Observed {
             virtual_service: vs.cloned(),

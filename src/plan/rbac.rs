@@ -370,6 +370,7 @@ fn on_gateway_api(verb: Verb, client: Vec<Perm>) -> Vec<Perm> {
             out.extend(p("", "services", &["list", "delete"]));
             out.extend(p(GATEWAY, "httproutes", &["get", "patch", "delete"]));
         }
+        Verb::Status => out.extend(p("", "services", &["list"])),
         Verb::Sync | Verb::Mirror | Verb::Shift | Verb::Match | Verb::Undo | Verb::Resume | Verb::Pause => {
             out.extend(p("", "services", &["create", "patch"]));
             out.push(crd);
@@ -514,6 +515,22 @@ mod tests {
 
     fn has(perms: &[Perm], group: &str, resource: &str, verb: &str) -> bool {
         perms.iter().any(|p| p.group == group && p.resource == resource && p.verb == verb)
+    }
+
+    #[test]
+    fn gateway_api_routing_needs_httproutes_and_services_never_istios_objects() {
+        for v in Verb::ALL {
+            let g = needs(v, Mode::Gateway);
+            assert!(!g.iter().any(|p| p.group == ISTIO), "{v:?}: {g:?}");
+        }
+        let t = needs(Verb::Takeover, Mode::Gateway);
+        assert!(has(&t, GATEWAY, "httproutes", "get") && has(&t, GATEWAY, "httproutes", "patch"));
+        assert!(has(&t, "", "services", "list"), "the read round lists the per-version Services");
+        let o = needs(Verb::Offline, Mode::Gateway);
+        assert!(has(&o, "", "services", "delete") && has(&o, GATEWAY, "httproutes", "delete"));
+        let c = needs(Verb::Create, Mode::Gateway);
+        assert!(has(&c, GATEWAY, "httproutes", "list") && has(&c, "", "services", "create"));
+        assert_eq!(has_opt(&c, "", "namespaces", "get"), Some(true), "ambient detection is optional");
     }
 
     #[test]

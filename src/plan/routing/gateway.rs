@@ -587,6 +587,17 @@ pub fn routes_to(route: &HttpRoute, svc: &str, version: &str) -> Option<String> 
     None
 }
 
+/// In ambient mode, HTTPRoute rules apply only where a waypoint serves the Service (its
+/// `istio.io/use-waypoint` label, or its namespace's; `none` opts out): ztunnel routes L4 only.
+pub fn waypoint_warning(ambient: bool, use_waypoint: Option<&str>) -> Option<String> {
+    match (ambient, use_waypoint) {
+        (true, None | Some("none")) => Some(
+            "the namespace is in Istio's ambient mode and no waypoint serves this Service (label istio.io/use-waypoint on the Service or its namespace): HTTPRoute rules, and so the task's weights and matches, do not apply until one does".into(),
+        ),
+        _ => None,
+    }
+}
+
 /// Why the mesh does not route as written, from the route's `status.parents` for the Service.
 pub fn not_accepted(route: &HttpRoute, svc: &str) -> Vec<String> {
     let Some(st) = &route.status else { return Vec::new() };
