@@ -95,6 +95,10 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
         Some(u) => kube.with_user(u),
         None => kube,
     };
+    // Request conditions the served Strategy CRD would cut are refused before anything is
+    // written (one read of the CRD, only for a canary by request parameters).
+    kube.check_routes(&req.name, &[], &plan.strategy.spec.template.spec.http, &|w: &str| ctx.ui.warn(w))
+        .await?;
     // Another controller's route is refused before anything is written; a GitOps tool's is
     // said once.
     if args.dry_run != DryRun::Client {
