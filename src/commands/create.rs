@@ -90,11 +90,12 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
         }
     };
     let (plan, user) = tokio::join!(plan(&kube, &req, args.routing), who);
-    let plan = plan?;
+    let mut plan = plan?;
     let kube = match user {
         Some(u) => kube.with_user(u),
         None => kube,
     };
+    plan.created_by(&kube.user);
     // Request conditions the served Strategy CRD would cut are refused before anything is
     // written (one read of the CRD, only for a canary by request parameters).
     kube.check_routes(&req.name, &[], &plan.strategy.spec.template.spec.http, &|w: &str| ctx.ui.warn(w))
