@@ -116,6 +116,9 @@ pub async fn write_plan(kube: &Kube, ns: &str, r: &RoutingPlan, read_at: Option<
         return Ok(());
     }
     kube.apply(ns, &r.destination_rule, Write::Real, true).await?;
+    if !r.mode.writes_virtual_service() {
+        return Ok(());
+    }
     let mut vs = r.virtual_service.clone();
     vs.metadata.resource_version = read_at.map(str::to_string);
     kube.apply(ns, &vs, Write::Real, true).await?;
@@ -132,7 +135,7 @@ pub async fn write_routing(kube: &Kube, ns: &str, r: &RoutingPlan, live: &Live, 
     if routing::dr_differs(live.dr.as_ref(), &r.destination_rule) {
         kube.apply(ns, &r.destination_rule, write, true).await?;
     }
-    if routing::vs_differs(live.vs.as_ref(), &r.virtual_service) {
+    if r.mode.writes_virtual_service() && routing::vs_differs(live.vs.as_ref(), &r.virtual_service) {
         let mut vs = r.virtual_service.clone();
         vs.metadata.resource_version = live.vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
         kube.apply(ns, &vs, write, true).await?;
@@ -186,6 +189,10 @@ pub async fn route_without_task(
     let mut plan = routing::plan(&svc, &id.app, None, &ready, vs.as_ref());
     routing::keep_policies(&mut plan.destination_rule, dr.as_ref());
     if plan.mode == routing::RoutingMode::Empty {
+        return Ok(());
+    }
+    if plan.mode == routing::RoutingMode::NoRoutes {
+        // Nothing to route on any port: the VirtualService stays, the loser's subset too.
         return Ok(());
     }
     // The VirtualService first: it must leave the loser's subset before the subset goes.

@@ -38,6 +38,10 @@ pub fn report_routing(ctx: &Context, routed: &RoutedBy) {
                 "no version of {} has ready pods: routing left unchanged",
                 o.service
             )),
+            RoutingMode::NoRoutes => ctx.ui.warn(&format!(
+                "the task derives no route for any port of {}: its VirtualService is left as it is (as KubeSphere leaves it)",
+                o.service
+            )),
         },
         RoutedBy::Kubesphere => ctx.ui.info("KubeSphere's controllers apply the routing"),
     }
