@@ -5,8 +5,8 @@
 //!
 //! Deliberate differences from KubeSphere 3.3's controllers (README, "Deliberate differences"):
 //! destination subsets are normalised like subset names (a principal `v1.0` still routes); a
-//! governor sends every port to its own port; a task route takes its mirror from the task, never
-//! from an older unnamed route.
+//! governor sends every port to its own port, and each HTTP port mirrors to itself; a task route
+//! takes its mirror from the task, never from an older unnamed route.
 
 mod derive;
 mod ready;

@@ -82,6 +82,27 @@ fn no_ready_version_means_nothing_to_write() {
 }
 
 #[test]
+fn a_mirror_on_each_http_port_mirrors_to_that_port() {
+    // KubeSphere 3.3 mirrors every port to the Service's first port (so port 81's copies reach
+    // port 80 of the new version); deliberately, each HTTP port mirrors to itself.
+    let mut s = task(Kind::Ratio, None, POLICY_WAIT, "v1");
+    s.spec.template.spec.http[0].mirror =
+        Some(Destination { host: "reviews".into(), subset: Some("v2".into()), port: None });
+    let ports = &[("http-a", 80), ("http-b", 81), ("mysql", 82)];
+    let mirror_ports = |flavor| {
+        let p = plan_as(flavor, &svc(ports), "reviews", Some(&s), &ready(&["v1", "v2"]), None);
+        p.virtual_service
+            .spec
+            .http
+            .iter()
+            .map(|h| (h.matches[0].port, h.mirror.as_ref().and_then(|m| m.port.as_ref()).map(|p| p.number)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(mirror_ports(Flavor::Client), [(Some(80), Some(80)), (Some(81), Some(81))]);
+    assert_eq!(mirror_ports(Flavor::Kubesphere), [(Some(80), Some(80)), (Some(81), Some(80))]);
+}
+
+#[test]
 fn a_derivation_without_routes_keeps_the_virtual_service_as_kubesphere_does() {
     // HTTP task routes on a Service whose only port is not HTTP-like: no port gets a route.
     // KubeSphere's controller refuses to write such a VirtualService and keeps the old one.
