@@ -52,19 +52,28 @@ pub async fn route(
     let mut pauses = pauses();
     for attempt in 1..=MAX_ATTEMPTS {
         if kubesphere_routes(choice, live.vs.as_ref()) {
-            if let Some(vs) = live.vs.as_ref()
-                && let Some(patch) = routing::kubesphere_mirror_patch(&live.task, vs)
-                && kube.json_patch::<VirtualService>(ns, &live.identity.app, &patch).await?.is_none()
-            {
-                // The controller rewrote it between the read and the patch: say so, so that the
-                // user knows the mirror may not be there.
+            let Some(vs) = live.vs.as_ref() else { return Ok(RoutedBy::Kubesphere) };
+            let Some(patch) = routing::kubesphere_mirror_patch(&live.task, vs) else {
+                return Ok(RoutedBy::Kubesphere);
+            };
+            // A patch the API server refuses for any reason but a failed guard is returned (the
+            // caller reports it); a failed guard means the controller rewrote the VirtualService
+            // since it was read: read again and repair the newest one.
+            if kube.json_patch::<VirtualService>(ns, &live.identity.app, &patch).await?.is_some() {
+                return Ok(RoutedBy::Kubesphere);
+            }
+            if attempt == MAX_ATTEMPTS {
                 return Err(Error::Conflict {
                     target: crate::cluster::target::<VirtualService>("update", Some(ns), Some(&live.identity.app)),
-                    message: "KubeSphere's controller rewrote the VirtualService while the task's mirror was being added to it".into(),
+                    message: "KubeSphere's controller kept rewriting the VirtualService while the task's mirror was being added to it".into(),
                     hint: Some(format!("run: kubectl grayscale sync {name} -n {ns}")),
                 });
             }
-            return Ok(RoutedBy::Kubesphere);
+            if let Some(p) = pauses.next() {
+                tokio::time::sleep(p).await;
+            }
+            live = read_live(kube, ns, &name, false).await?.0;
+            continue;
         }
         let plan = plan_of(&live, force.as_deref())?;
         crate::failpoint::gate(crate::failpoint::BEFORE_ROUTING_WRITE).await;
