@@ -5,6 +5,7 @@
 //! folder is there, this sets `cfg(kubesphere_peer)` and `GRAYSCALE_KUBESPHERE_PEER` (the folder)
 //! and the suite runs: a peer that cannot start fails it. Where it is not, the suite is compiled
 //! as ignored, so cargo lists its tests as ignored instead of counting them as passed.
+//! Likewise `cfg(kubesphere_crds)` where KubeSphere 3.3's and 3.4's Strategy CRDs are there.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=GRAYSCALE_PEERS_DIR");
     println!("cargo::rustc-check-cfg=cfg(kubesphere_peer)");
+    println!("cargo::rustc-check-cfg=cfg(kubesphere_crds)");
     let manifest =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let peers =
@@ -27,6 +29,16 @@ fn main() {
     if peer.is_dir() {
         println!("cargo::rustc-cfg=kubesphere_peer");
         println!("cargo::rustc-env=GRAYSCALE_KUBESPHERE_PEER={}", normal(&peer).display());
+    }
+    // KubeSphere 3.3's and 3.4's Strategy CRDs, for the unit tests of the schema check
+    // (`src/plan/strategy_schema_tests.rs`): read from there, never copied; ignored without them.
+    let crd = |v: &str| peers.join(format!("kubesphere-{v}/crds/servicemesh.kubesphere.io_strategies.yaml"));
+    let (crd33, crd34) = (crd("3.3"), crd("3.4"));
+    if crd33.is_file() && crd34.is_file() {
+        println!("cargo::rerun-if-changed={}", crd34.display());
+        println!("cargo::rustc-cfg=kubesphere_crds");
+        println!("cargo::rustc-env=GRAYSCALE_KUBESPHERE_33_STRATEGY_CRD={}", normal(&crd33).display());
+        println!("cargo::rustc-env=GRAYSCALE_KUBESPHERE_34_STRATEGY_CRD={}", normal(&crd34).display());
     }
 }
 

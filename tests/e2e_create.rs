@@ -449,4 +449,15 @@ fn a_canary_create_on_a_one_port_service_makes_exactly_sixteen_requests() {
         ],
         "{reqs:#?}"
     );
+    // The console's creator annotation names who created the task (here the --as user), on
+    // the task, the new Deployment and its pod template.
+    let creator = |v: &Value| v["metadata"]["annotations"]["kubesphere.io/creator"].clone();
+    let d = get(n, "deployment", "reviews-v2").expect("the new Deployment");
+    for (what, v) in [
+        ("task", get(n, "strategies.servicemesh.kubesphere.io", "rc").expect("the task")),
+        ("deployment", d.clone()),
+        ("pod template", d["spec"]["template"].clone()),
+    ] {
+        assert_eq!(creator(&v), json!(audit.id), "{what}: {v}");
+    }
 }

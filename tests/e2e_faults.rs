@@ -221,3 +221,25 @@ fn a_change_past_its_deadline_says_what_was_applied_and_how_to_finish() {
     assert!(r.stderr.contains(&format!("kubectl grayscale history rc -n {n}")), "{}", r.stderr);
     assert_eq!(journal_len(n), journal, "nothing was written");
 }
+
+#[test]
+fn a_kubesphere_mirror_repair_the_api_server_refuses_is_reported_not_taken_for_a_conflict() {
+    let ns = Namespace::new("f-mirror-422");
+    let n = ns.name.as_str();
+    canary(n);
+    let proxy = Proxy::start("admin");
+    // Under KubeSphere routing the plugin patches the task's mirror onto the controller's
+    // VirtualService; a 422 that is not a failed guard (here injected, as for a value its
+    // schema refuses) is the command's failure, with the server's reason.
+    proxy.rules(json!([{"method": "PATCH", "path": "virtualservices", "status": 422, "times": 1}]));
+    let r = proxy.grayscale(&["mirror", "rc", "-n", n, "--on", "--routing", "kubesphere"]);
+    assert_eq!(r.code, 7, "the task changed, its routing not: {}", r.stderr);
+    assert!(r.stderr.contains("injected by fault-proxy"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("kubectl grayscale sync rc -n {n}")), "{}", r.stderr);
+    let s = get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap();
+    assert!(s["spec"]["template"]["spec"]["http"][0]["mirror"].is_object(), "the task has its mirror: {s}");
+    // As the hint says, sync repairs it.
+    proxy.grayscale(&["sync", "rc", "-n", n, "--routing", "kubesphere"]).ok();
+    let vs = get(n, "virtualservice", "reviews").unwrap();
+    assert_eq!(vs["spec"]["http"][0]["mirror"]["subset"], "v2", "{vs}");
+}

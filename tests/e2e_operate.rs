@@ -203,7 +203,12 @@ fn pause_sends_routing_back_to_the_default_and_resume_restores_it() {
     let ns = Namespace::new("pause");
     let n = ns.name.as_str();
     canary(n, "30");
-    grayscale(&["pause", "rc", "-n", n]).ok();
+    let paused = grayscale(&["pause", "rc", "-n", n]).ok();
+    assert!(
+        !paused.stderr.contains("first subset"),
+        "client routing lists the principal first: {}",
+        paused.stderr
+    );
     assert_eq!(strategy(n, "rc").unwrap()["spec"]["strategyPolicy"], "Paused");
     assert_eq!(
         vs_spec(n)["http"],
@@ -212,6 +217,19 @@ fn pause_sends_routing_back_to_the_default_and_resume_restores_it() {
     grayscale(&["resume", "rc", "-n", n]).ok();
     assert_eq!(strategy(n, "rc").unwrap()["spec"]["strategyPolicy"], "WaitForWorkloadReady");
     assert_eq!(vs_weights(n), (70, 30));
+    // Under KubeSphere routing a paused task goes to the controller's first subset, whose
+    // order is not stable: the pause says so and names the take-over that holds the old version.
+    let ks = grayscale(&["pause", "rc", "-n", n, "--routing", "kubesphere"]).ok();
+    assert!(
+        ks.stderr.contains("KubeSphere routes a paused task to its DestinationRule's first subset"),
+        "{}",
+        ks.stderr
+    );
+    assert!(
+        ks.stderr.contains(&format!("kubectl grayscale takeover rc -n {n} --version v1")),
+        "{}",
+        ks.stderr
+    );
 }
 
 #[test]

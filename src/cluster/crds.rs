@@ -7,6 +7,8 @@ use kube::core::{ApiResource, DynamicObject};
 use super::{Kube, Write, classify};
 use crate::FIELD_MANAGER;
 use crate::error::{Result, Target};
+use crate::model::strategy::CRD_NAME;
+use crate::plan::strategy_schema::{self, StrategySchema};
 
 impl Kube {
     /// The composed app (app.k8s.io Application), if the cluster has one by that name.
@@ -38,6 +40,49 @@ impl Kube {
     pub async fn crd(&self, name: &str) -> Result<Option<CustomResourceDefinition>> {
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         api.get_opt(name).await.map_err(|e| classify(crd_target("read", name), e))
+    }
+
+    /// The served Strategy CRD's schema, read once per command (one GET, only by the writes that
+    /// need it: `strategy_schema::needs_schema`). Where the CRD may not be read, every field is
+    /// assumed kept and `warn` says that the check did not run.
+    pub async fn strategy_schema(&self, warn: &dyn Fn(&str)) -> Result<StrategySchema> {
+        if let Some(s) = self.strategy_schema.lock().expect("schema cache").clone() {
+            return Ok(s);
+        }
+        let schema = match self.crd(CRD_NAME).await {
+            Ok(Some(crd)) => StrategySchema::of_crd(&serde_json::to_value(crd).unwrap_or_default()),
+            Ok(None) => StrategySchema::keeps_all(),
+            Err(e @ crate::error::Error::Forbidden { .. }) => {
+                warn(&format!(
+                    "cannot read the Strategy CRD ({e}): not checked whether it keeps the task's request conditions \
+                     (KubeSphere 3.4's drops them, kubesphere/kubesphere#3845)"
+                ));
+                StrategySchema::keeps_all()
+            }
+            Err(e) => return Err(e),
+        };
+        *self.strategy_schema.lock().expect("schema cache") = Some(schema.clone());
+        Ok(schema)
+    }
+
+    /// Refuses routes the served Strategy CRD would cut (nothing written), and returns the
+    /// spelling of the mirror percentage it keeps. Reads the CRD only where `needs_schema`.
+    pub async fn check_routes(
+        &self,
+        task: &str,
+        before: &[crate::model::istio::HttpRoute],
+        after: &[crate::model::istio::HttpRoute],
+        warn: &dyn Fn(&str),
+    ) -> Result<strategy_schema::MirrorKey> {
+        if !strategy_schema::needs_schema(before, after) {
+            return Ok(strategy_schema::MirrorKey::Camel);
+        }
+        let schema = self.strategy_schema(warn).await?;
+        let pruned = schema.pruned(after);
+        if !pruned.is_empty() {
+            return Err(strategy_schema::refusal(task, &pruned));
+        }
+        Ok(schema.mirror_key().unwrap_or(strategy_schema::MirrorKey::Camel))
     }
 
     pub async fn apply_crd(

@@ -31,6 +31,14 @@ pub fn watch_error(target: Target, e: kube::runtime::wait::Error) -> Error {
     }
 }
 
+/// Whether a JSON patch was refused because one of its `test` operations failed (the API server
+/// answers 422 with json-patch's "testing value PATH failed: test failed"): the object changed
+/// since it was read and nothing was written. Any other 422 (a value the schema refuses, a path
+/// that is not there) is a real failure, to be reported.
+pub fn failed_test(s: &kube::core::Status) -> bool {
+    s.code == 422 && (s.message.contains("test failed") || s.message.contains("testing value"))
+}
+
 /// Maps an API failure to the plugin's error, keeping what was being done.
 pub fn classify(target: Target, e: kube::Error) -> Error {
     match e {
@@ -89,6 +97,19 @@ mod tests {
         let e = watch_error(t, wait::Error::ProbeFailed(watcher::Error::WatchStartFailed(status(403))));
         assert_eq!(e.exit_code(), 5);
         assert!(e.hint().unwrap().contains("kubectl auth can-i watch virtualservice"), "{:?}", e.hint());
+    }
+
+    #[test]
+    fn only_a_failed_test_operation_is_read_as_a_changed_object() {
+        let answer =
+            |code: u16, message: &str| kube::core::Status::failure(message, "Invalid").with_code(code);
+        // What kube-apiserver answers to a JSON patch whose guard failed.
+        assert!(failed_test(&answer(422, "testing value /metadata/resourceVersion failed: test failed")));
+        // A value the schema refuses, or a path that is not there: real failures, reported.
+        let invalid = "VirtualService.networking.istio.io \"reviews\" is invalid: spec.http[0].mirrorPercentage.value: Invalid value: 200: must be less than or equal to 100";
+        assert!(!failed_test(&answer(422, invalid)));
+        assert!(!failed_test(&answer(422, "unable to remove nonexistent key: mirror: missing value")));
+        assert!(!failed_test(&answer(409, "test failed")));
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct Kube {
     pub server: String,
     /// Set once a failed Event write was reported, so a command warns about it once.
     pub(crate) event_warned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The served Strategy CRD's schema, read at most once per command (`strategy_schema`).
+    pub(crate) strategy_schema:
+        std::sync::Arc<std::sync::Mutex<Option<crate::plan::strategy_schema::StrategySchema>>>,
 }
 
 /// Server-side dry run or a real write.
@@ -130,6 +133,7 @@ impl Kube {
             user_known: o.as_user.is_some(),
             server,
             event_warned: Default::default(),
+            strategy_schema: Default::default(),
         })
     }
 }

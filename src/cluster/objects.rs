@@ -40,9 +40,10 @@ impl Kube {
         let patch: json_patch::Patch = serde_json::from_value(ops.clone()).expect("a JSON patch");
         match self.api::<K>(ns).patch(name, &pp, &Patch::<()>::Json(patch)).await {
             Ok(o) => Ok(Some(o)),
-            // The API server answers a failed `test` (or a missing path) with 422, and a missing
-            // object with 404: in both cases nothing was written.
-            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 404 => Ok(None),
+            // The API server answers a failed `test` with 422, and a missing object with 404: in
+            // both cases the object is not as read, and nothing was written. Any other 422 (a
+            // value the schema refuses, a path not there) is reported as the failure it is.
+            Err(kube::Error::Api(s)) if super::errors::failed_test(&s) || s.code == 404 => Ok(None),
             Err(e) => Err(classify(target::<K>("update", Some(ns), Some(name)), e)),
         }
     }

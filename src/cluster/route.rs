@@ -119,8 +119,11 @@ pub async fn change(
             let before = live.task.clone();
             return finish(kube, ns, live, &req, before, false, retries).await;
         }
+        // Refused, nothing written, where the served Strategy CRD would cut the routes.
+        let key = kube.check_routes(name, &live.task.spec.template.spec.http, &to.http, req.warn).await?;
         let id = new_write_id();
-        let patch = change_patch(&live.task, &to, req.journal, &kube.user, &id);
+        let mut patch = change_patch(&live.task, &to, req.journal, &kube.user, &id);
+        crate::plan::strategy_schema::spell_mirror_percentage(&mut patch, key);
         match write_change(kube, ns, name, &patch).await? {
             Some(after) => {
                 task_written.set(true);
@@ -193,7 +196,13 @@ async fn put_back(
     let mut ann = crate::plan::journal::annotation(&crate::plan::journal::read(before));
     ann[routing::ANN_WRITE_ID] =
         before.annotation(routing::ANN_WRITE_ID).map_or(serde_json::Value::Null, |w| w.into());
-    let patch = operate::merge_patch(after, &operate::state_of(before), ann);
+    let mut patch = operate::merge_patch(after, &operate::state_of(before), ann);
+    // Spelt as the forward write was (a percentage there had the schema read).
+    let key = kube.strategy_schema.lock().expect("schema cache").as_ref().and_then(|s| s.mirror_key());
+    crate::plan::strategy_schema::spell_mirror_percentage(
+        &mut patch,
+        key.unwrap_or(crate::plan::strategy_schema::MirrorKey::Camel),
+    );
     match kube.merge_patch::<Strategy>(ns, name, &patch).await {
         Ok(_) => match denied {
             Error::Forbidden { target, message } => Error::Forbidden {

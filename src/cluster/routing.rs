@@ -59,19 +59,28 @@ pub async fn route(
     let mut pauses = pauses();
     for attempt in 1..=MAX_ATTEMPTS {
         if kubesphere_routes(choice, live.vs.as_ref()) {
-            if let Some(vs) = live.vs.as_ref()
-                && let Some(patch) = routing::kubesphere_mirror_patch(&live.task, vs)
-                && kube.json_patch::<VirtualService>(ns, &live.identity.app, &patch).await?.is_none()
-            {
-                // The controller rewrote it between the read and the patch: say so, so that the
-                // user knows the mirror may not be there.
+            let Some(vs) = live.vs.as_ref() else { return Ok(RoutedBy::Kubesphere) };
+            let Some(patch) = routing::kubesphere_mirror_patch(&live.task, vs) else {
+                return Ok(RoutedBy::Kubesphere);
+            };
+            // A patch the API server refuses for any reason but a failed guard is returned (the
+            // caller reports it); a failed guard means the controller rewrote the VirtualService
+            // since it was read: read again and repair the newest one.
+            if kube.json_patch::<VirtualService>(ns, &live.identity.app, &patch).await?.is_some() {
+                return Ok(RoutedBy::Kubesphere);
+            }
+            if attempt == MAX_ATTEMPTS {
                 return Err(Error::Conflict {
                     target: crate::cluster::target::<VirtualService>("update", Some(ns), Some(&live.identity.app)),
-                    message: "KubeSphere's controller rewrote the VirtualService while the task's mirror was being added to it".into(),
+                    message: "KubeSphere's controller kept rewriting the VirtualService while the task's mirror was being added to it".into(),
                     hint: Some(format!("run: kubectl grayscale sync {name} -n {ns}")),
                 });
             }
-            return Ok(RoutedBy::Kubesphere);
+            if let Some(p) = pauses.next() {
+                tokio::time::sleep(p).await;
+            }
+            live = read_live(kube, ns, &name, false).await?.0;
+            continue;
         }
         let plan = plan_of(&live, force.as_deref())?;
         crate::failpoint::gate(crate::failpoint::BEFORE_ROUTING_WRITE).await;
@@ -193,6 +202,9 @@ pub async fn write_plan(kube: &Kube, ns: &str, r: &RoutingPlan, read_at: Option<
         return Ok(());
     }
     kube.apply(ns, &r.destination_rule, Write::Real, true).await?;
+    if !r.mode.writes_virtual_service() {
+        return Ok(());
+    }
     let mut vs = r.virtual_service.clone();
     vs.metadata.resource_version = read_at.map(str::to_string);
     kube.apply(ns, &vs, Write::Real, true).await?;
@@ -209,7 +221,7 @@ pub async fn write_routing(kube: &Kube, ns: &str, r: &RoutingPlan, live: &Live, 
     if routing::dr_differs(live.dr.as_ref(), &r.destination_rule) {
         kube.apply(ns, &r.destination_rule, write, true).await?;
     }
-    if routing::vs_differs(live.vs.as_ref(), &r.virtual_service) {
+    if r.mode.writes_virtual_service() && routing::vs_differs(live.vs.as_ref(), &r.virtual_service) {
         let mut vs = r.virtual_service.clone();
         vs.metadata.resource_version = live.vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
         kube.apply(ns, &vs, write, true).await?;
@@ -266,6 +278,10 @@ pub async fn route_without_task(
     let mut plan = routing::plan(&svc, &id.app, None, &ready, vs.as_ref());
     routing::keep_policies(&mut plan.destination_rule, dr.as_ref());
     if plan.mode == routing::RoutingMode::Empty {
+        return Ok(());
+    }
+    if plan.mode == routing::RoutingMode::NoRoutes {
+        // Nothing to route on any port: the VirtualService stays, the loser's subset too.
         return Ok(());
     }
     // The VirtualService first: it must leave the loser's subset before the subset goes.

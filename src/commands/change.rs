@@ -38,6 +38,9 @@ pub fn report_routing(ctx: &Context, routed: &RoutedBy) {
         RoutingMode::Empty => {
             ctx.ui.warn(&format!("no version of {service} has ready pods: routing left unchanged"))
         }
+        RoutingMode::NoRoutes => ctx.ui.warn(&format!(
+            "the task derives no route for any port of {service}: its VirtualService is left as it is (as KubeSphere leaves it)"
+        )),
     }
 }
 

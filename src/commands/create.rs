@@ -90,7 +90,7 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
         }
     };
     let (plan, user) = tokio::join!(plan(&kube, &req, args.routing), who);
-    let plan = plan?;
+    let mut plan = plan?;
     for w in &plan.warnings {
         ctx.ui.warn(w);
     }
@@ -98,6 +98,11 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Result<()> {
         Some(u) => kube.with_user(u),
         None => kube,
     };
+    plan.created_by(&kube.user);
+    // Request conditions the served Strategy CRD would cut are refused before anything is
+    // written (one read of the CRD, only for a canary by request parameters).
+    kube.check_routes(&req.name, &[], &plan.strategy.spec.template.spec.http, &|w: &str| ctx.ui.warn(w))
+        .await?;
     // Another controller's route is refused before anything is written; a GitOps tool's is
     // said once.
     if args.dry_run != DryRun::Client {

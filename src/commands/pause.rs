@@ -9,7 +9,9 @@ use crate::plan::routing::RoutingChoice;
 #[derive(Args, Debug)]
 #[command(
     after_help = "While paused (strategy policy Paused) the Service's routing goes back to its default: \
-every port to the first ready version, as KubeSphere does.
+every port to the first ready version (the old version first). Under KubeSphere routing that is the \
+first subset of KubeSphere's DestinationRule, whose order may change on every sync: pause warns, and \
+takeover --version OLD holds the old version instead.
 
 Examples:
   kubectl grayscale pause reviews-canary

@@ -58,6 +58,10 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
         RoutingMode::Empty => {
             ctx.ui.warn(&format!("no version of {service} has ready pods: routing left unchanged"))
         }
+        RoutingMode::NoRoutes => ctx.ui.warn(&format!(
+            "task {} derives no route for any port of {}: its VirtualService is left as it is (as KubeSphere leaves it)",
+            args.name, service
+        )),
     }
     Ok(())
 }

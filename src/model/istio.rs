@@ -52,7 +52,9 @@ pub struct HttpRoute {
     pub route: Vec<RouteDestination>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<Destination>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Written `mirrorPercentage`; read in KubeSphere 3.4's Strategy spelling too, the only one
+    /// its CRD keeps (`plan::strategy_schema`).
+    #[serde(default, alias = "mirror_percentage", skip_serializing_if = "Option::is_none")]
     pub mirror_percentage: Option<Percent>,
     #[serde(flatten)]
     pub extra: Extra,

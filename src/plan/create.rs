@@ -259,10 +259,28 @@ pub fn create(req: &CreateRequest, o: Observed, choice: RoutingChoice) -> Result
     })
 }
 
+/// The annotation KubeSphere's console writes on what a user creates: the task, the new
+/// Deployment and its pod template.
+pub const ANN_CREATOR: &str = "kubesphere.io/creator";
+
 impl Plan {
     /// KubeSphere's controllers route the task; the plugin writes only the Strategy.
     pub fn kubesphere(&self) -> bool {
         !self.client_routing && !self.gateway
+    }
+
+    /// Names `user` (the impersonated or kubeconfig user, as the cluster sees them) as the
+    /// creator of the task, the new Deployment and its pods, where the old version's creator
+    /// was copied.
+    pub fn created_by(&mut self, user: &str) {
+        let stamp = |m: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            m.annotations.get_or_insert_with(Default::default).insert(ANN_CREATOR.into(), user.into());
+        };
+        stamp(&mut self.strategy.metadata);
+        stamp(&mut self.deployment.metadata);
+        if let Some(spec) = self.deployment.spec.as_mut() {
+            stamp(spec.template.metadata.get_or_insert_with(Default::default));
+        }
     }
 
     /// Routing written before the new version exists: the task with only the old version's

@@ -345,3 +345,24 @@ fn several_headers_warn_that_the_console_keeps_only_the_first() {
     let one = request(TaskType::Canary, |f| f.headers = vec!["a=1".into()]);
     assert!(one.warnings.is_empty());
 }
+
+#[test]
+fn the_user_who_creates_is_the_creator_of_the_task_the_deployment_and_its_pods() {
+    let mut o = observed();
+    // The old version's creator, as the console wrote it on the Deployment and its pods.
+    let old = &mut o.deployments[0];
+    old.metadata.annotations.as_mut().unwrap().insert(ANN_CREATOR.into(), "alice".into());
+    let t = &mut old.spec.as_mut().unwrap().template.metadata;
+    t.as_mut().unwrap().annotations = Some([(ANN_CREATOR.to_string(), "alice".to_string())].into());
+    let mut p = create(&canary(), o, RoutingChoice::Auto).unwrap();
+    p.created_by("bob");
+    let creator = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.annotations.as_ref().and_then(|a| a.get(ANN_CREATOR)).cloned()
+    };
+    assert_eq!(creator(&p.strategy.metadata).as_deref(), Some("bob"));
+    assert_eq!(creator(&p.deployment.metadata).as_deref(), Some("bob"));
+    let template = p.deployment.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+    assert_eq!(creator(template).as_deref(), Some("bob"));
+    // The console's other annotations stay.
+    assert_eq!(p.strategy.annotation(ANN_ICON), Some("/assets/bookinfo.svg"));
+}

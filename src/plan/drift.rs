@@ -45,7 +45,7 @@ pub fn changed_by_other(meta: &ObjectMeta) -> Option<String> {
 /// drift then.
 pub fn drift(s: &Strategy, svc: &Service, app: &str, ready: &[String], vs: Option<&VirtualService>) -> Drift {
     let want = routing::plan(svc, app, Some(s), ready, vs);
-    let drifted = want.mode != routing::RoutingMode::Empty
+    let drifted = want.mode.writes_virtual_service()
         && routing::drifted(vs.map(|v| &v.spec), &want.virtual_service.spec);
     let by = if drifted { vs.and_then(|v| changed_by_other(&v.metadata)) } else { None };
     Drift { drifted, by }

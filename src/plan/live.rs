@@ -232,8 +232,25 @@ pub fn check(live: &Live, change: &Change, expect: &Expect) -> Result<Vec<String
             warnings.push(format!("--force: {why}; requests routed to it fail until it can serve them"));
         }
     }
+    if expect.kubesphere && *change == Change::Pause && s.policy() != POLICY_PAUSED {
+        warnings.push(pause_under_kubesphere(live));
+    }
     warnings.extend(check_owners(live, expect)?);
     Ok(warnings)
+}
+
+/// KubeSphere routes a paused task to its DestinationRule's first subset, and its controller
+/// lists subsets in its Deployment cache's order, which may differ on every sync.
+fn pause_under_kubesphere(live: &Live) -> String {
+    let (name, ns) = (&live.identity.task, &live.identity.namespace);
+    let principal = live.task.spec.principal.clone().unwrap_or_default();
+    let subsets: Vec<String> = live.dr.iter().flat_map(|d| &d.spec.subsets).map(|s| s.name.clone()).collect();
+    let now = subsets.first().map(|s| format!(" (now {s}, of {})", subsets.join(", "))).unwrap_or_default();
+    format!(
+        "KubeSphere routes a paused task to its DestinationRule's first subset{now}, and its controller orders the \
+         subsets anew on every sync: traffic may move between the versions while {name} is paused; to hold it on \
+         the old version, take over instead: kubectl grayscale takeover {name} -n {ns} --version {principal}"
+    )
 }
 
 #[cfg(test)]
@@ -391,6 +408,22 @@ mod tests {
                 (got, _) => panic!("{case}: {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn pausing_under_kubesphere_warns_that_its_first_subset_is_not_stable() {
+        let l = live("WaitForWorkloadReady", vec![pod("v1", true), pod("v2", true)], &["v2", "v1"]);
+        let ks = Expect { kubesphere: true, ..Expect::default() };
+        let w = check(&l, &Change::Pause, &ks).unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("first subset (now v2, of v2, v1)"), "{}", w[0]);
+        assert!(w[0].contains("kubectl grayscale takeover rc -n ns --version v1"), "{}", w[0]);
+        // Client routing lists the principal first: no warning; nor for another change.
+        assert!(check(&l, &Change::Pause, &Expect::default()).unwrap().is_empty());
+        assert!(check(&l, &Change::Weight(20), &ks).unwrap().is_empty());
+        // Already paused: nothing changes, nothing to say.
+        let paused = live("Paused", vec![pod("v1", true)], &["v1"]);
+        assert!(check(&paused, &Change::Pause, &ks).unwrap().is_empty());
     }
 
     #[test]

@@ -18,4 +18,5 @@ pub mod pods;
 pub mod rbac;
 pub mod routing;
 pub mod schedule;
+pub mod strategy_schema;
 pub mod task;

@@ -236,7 +236,7 @@ pub fn console_warnings(s: &Strategy, change: &Change) -> Vec<String> {
     match change {
         Change::Match(rule) if rule.headers.len() > 1 => vec![WARN_HEADERS.into()],
         Change::Mirror { on: true, percent: Some(_) } => vec![
-            "the KubeSphere console does not show the mirror percentage, and KubeSphere 3.4's Strategy schema (which spells it mirror_percentage) drops it: there Istio mirrors 100%".into(),
+            "the KubeSphere console does not show the mirror percentage: it displays this task as plain mirroring".into(),
         ],
         Change::Takeover(v) if s.task_type() == Some(TaskType::Mirror) && *v == new => vec![format!(
             "the KubeSphere console offers no take-over of a mirror task and keeps {old} when it takes the task offline, deleting {new}, which now takes all traffic: end this task with kubectl grayscale offline --keep {new}"

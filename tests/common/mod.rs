@@ -59,6 +59,37 @@ pub fn kubesphere_plane() -> &'static Plane {
     })
 }
 
+/// KubeSphere 3.4's Strategy CRD beside the repository, as build.rs found it.
+pub fn kubesphere_34_strategy_crd() -> Option<PathBuf> {
+    option_env!("GRAYSCALE_KUBESPHERE_34_STRATEGY_CRD").map(PathBuf::from)
+}
+
+/// A third control plane (state folder `plane-ks34`) whose Strategy CRD is KubeSphere 3.4's and
+/// whose other CRDs are the project's: CRDs are cluster-wide, so the shared plane's is never
+/// replaced. No KubeSphere controller runs there (client routing).
+pub fn kubesphere_34_plane() -> &'static Plane {
+    static PLANE: OnceLock<Plane> = OnceLock::new();
+    PLANE.get_or_init(|| {
+        let crd = kubesphere_34_strategy_crd().expect(
+            "this build did not find KubeSphere 3.4's Strategy CRD in ../shared/peers/kubesphere-3.4/crds/",
+        );
+        let state = plane().state.with_file_name("plane-ks34");
+        let crds = state.with_file_name("plane-ks34-crds");
+        std::fs::create_dir_all(&crds).expect("a folder for the CRDs");
+        for entry in std::fs::read_dir(repo().join("deploy/crds")).expect("deploy/crds") {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n != "servicemesh-strategies.yaml") {
+                std::fs::copy(&path, crds.join(path.file_name().unwrap())).expect("copy a CRD");
+            }
+        }
+        std::fs::copy(&crd, crds.join("servicemesh-strategies.yaml")).expect("copy 3.4's Strategy CRD");
+        start_plane(&[
+            ("GRAYSCALE_STATE", state.to_str().unwrap()),
+            ("GRAYSCALE_CRDS", crds.to_str().unwrap()),
+        ])
+    })
+}
+
 /// `hack/local-cluster.sh` starts the peer in the background and does not wait for it; a peer
 /// that exits at once (not executable, refused its kubeconfig) leaves the plane's `status`
 /// failing. Checked a moment after the start, with the peer's log in the failure.

@@ -41,9 +41,11 @@ pub(super) async fn write_objects(
             ));
         } else {
             kube.apply(ns, &r.destination_rule, write, true).await?;
-            let mut v = r.virtual_service.clone();
-            v.metadata.resource_version = vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
-            vs = Some(kube.apply(ns, &v, write, true).await?);
+            if r.mode.writes_virtual_service() {
+                let mut v = r.virtual_service.clone();
+                v.metadata.resource_version = vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
+                vs = Some(kube.apply(ns, &v, write, true).await?);
+            }
         }
     }
     let deployment = match kube.create(ns, &p.deployment, write).await {

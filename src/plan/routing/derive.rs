@@ -116,8 +116,10 @@ pub(super) fn generated(s: &Strategy, svc: &str, ports: &[Port], flavor: Flavor)
                 h.route
                     .iter_mut()
                     .for_each(|r| normalise_dest(&mut r.destination, Some(p.number), normalise));
+                // Client flavor: each port mirrors to itself. KubeSphere leaves the mirror's
+                // port to the fill below, the Service's first port for every port.
                 if let Some(m) = h.mirror.as_mut() {
-                    normalise_dest(m, None, normalise);
+                    normalise_dest(m, normalise.then_some(p.number), normalise);
                 }
                 spec.http.push(h);
             }

@@ -5,8 +5,8 @@
 //!
 //! Deliberate differences from KubeSphere 3.3's controllers (README, "Deliberate differences"):
 //! destination subsets are normalised like subset names (a principal `v1.0` still routes); a
-//! governor sends every port to its own port; a task route takes its mirror from the task, never
-//! from an older unnamed route.
+//! governor sends every port to its own port, and each HTTP port mirrors to itself; a task route
+//! takes its mirror from the task, never from an older unnamed route.
 
 mod derive;
 pub mod gateway;
@@ -217,6 +217,18 @@ pub enum RoutingMode {
     Paused,
     /// Generated from the task.
     Task,
+    /// What the task (or the default route) derives has no route for any of the Service's
+    /// ports, e.g. HTTP routes on a Service whose ports are not HTTP-like: the VirtualService is
+    /// kept as it is, as KubeSphere's controller keeps it (it refuses to write one without
+    /// routes) rather than leaving the Service with no route at all.
+    NoRoutes,
+}
+
+impl RoutingMode {
+    /// Whether the VirtualService is written (else it is kept as it is).
+    pub fn writes_virtual_service(self) -> bool {
+        !matches!(self, RoutingMode::Empty | RoutingMode::NoRoutes)
+    }
 }
 
 /// The routing objects for a Service and its task.
@@ -319,6 +331,8 @@ pub fn virtual_service_as(
             None => (VirtualServiceSpec::default(), RoutingMode::Empty),
         },
     };
+    let no_routes = spec.http.is_empty() && spec.tcp.is_empty() && spec.tls.is_empty();
+    let mode = if no_routes && mode != RoutingMode::Empty { RoutingMode::NoRoutes } else { mode };
     let mut metadata = svc_meta(svc, app_label.to_string());
     let mut annotations = BTreeMap::new();
     if let Some(stash) = existing.map(|old| keep_user_fields(&mut spec, &old.spec, &old.metadata, flavor))

@@ -82,6 +82,63 @@ fn no_ready_version_means_nothing_to_write() {
 }
 
 #[test]
+fn a_mirror_on_each_http_port_mirrors_to_that_port() {
+    // KubeSphere 3.3 mirrors every port to the Service's first port (so port 81's copies reach
+    // port 80 of the new version); deliberately, each HTTP port mirrors to itself.
+    let mut s = task(Kind::Ratio, None, POLICY_WAIT, "v1");
+    s.spec.template.spec.http[0].mirror =
+        Some(Destination { host: "reviews".into(), subset: Some("v2".into()), port: None });
+    let ports = &[("http-a", 80), ("http-b", 81), ("mysql", 82)];
+    let mirror_ports = |flavor| {
+        let p = plan_as(flavor, &svc(ports), "reviews", Some(&s), &ready(&["v1", "v2"]), None);
+        p.virtual_service
+            .spec
+            .http
+            .iter()
+            .map(|h| (h.matches[0].port, h.mirror.as_ref().and_then(|m| m.port.as_ref()).map(|p| p.number)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(mirror_ports(Flavor::Client), [(Some(80), Some(80)), (Some(81), Some(81))]);
+    assert_eq!(mirror_ports(Flavor::Kubesphere), [(Some(80), Some(80)), (Some(81), Some(80))]);
+}
+
+#[test]
+fn a_derivation_without_routes_keeps_the_virtual_service_as_kubesphere_does() {
+    // HTTP task routes on a Service whose only port is not HTTP-like: no port gets a route.
+    // KubeSphere's controller refuses to write such a VirtualService and keeps the old one.
+    let s = task(Kind::Ratio, None, POLICY_WAIT, "v1");
+    for flavor in [Flavor::Client, Flavor::Kubesphere] {
+        let p = plan_as(flavor, &svc(&[("mysql", 3306)]), "reviews", Some(&s), &ready(&["v1", "v2"]), None);
+        assert_eq!(p.mode, RoutingMode::NoRoutes, "{flavor:?}");
+        assert!(!p.mode.writes_virtual_service());
+    }
+    // No task and only a UDP port: the default route has no route either.
+    let mut udp = svc(&[("dns", 53)]);
+    udp.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].protocol = Some("UDP".into());
+    assert_eq!(plan(&udp, "reviews", None, &ready(&["v1"]), None).mode, RoutingMode::NoRoutes);
+    // And that is no drift: the VirtualService kept is what the task leaves.
+    let kept = existing(
+        json!([{"name": "http", "route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]),
+        json!({}),
+    );
+    assert!(
+        !crate::plan::drift::drift(
+            &s,
+            &svc(&[("mysql", 3306)]),
+            "reviews",
+            &ready(&["v1", "v2"]),
+            Some(&kept)
+        )
+        .drifted
+    );
+    // Routes on any port are written as before.
+    for mode in [RoutingMode::Task, RoutingMode::Default, RoutingMode::Paused] {
+        assert!(mode.writes_virtual_service(), "{mode:?}");
+    }
+    assert!(!RoutingMode::Empty.writes_virtual_service());
+}
+
+#[test]
 fn a_non_tcp_protocol_port_gets_no_default_route() {
     let mut service = svc(&[("http", 80), ("dns", 53)]);
     service.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].protocol = Some("UDP".into());
