@@ -49,8 +49,7 @@ fn rules(r: &Value) -> Vec<String> {
 
 fn gateway_canary(ns: &str, extra: &[&str]) {
     bookinfo(ns);
-    let mut args =
-        vec!["create", "canary", "rc", "-n", ns, "--service", "reviews", "--version", "v2", "--weight", "20"];
+    let mut args = vec!["create", "canary", "rc", "-n", ns, "--service", "reviews", "--version", "v2"];
     args.extend_from_slice(extra);
     grayscale(&args).ok();
 }
@@ -64,7 +63,7 @@ fn a_canary_on_gateway_api_from_create_to_offline() {
     gateway_api();
     let ns = Namespace::new("gw-canary");
     let n = ns.name.as_str();
-    gateway_canary(n, &["--routing", "gateway-api"]);
+    gateway_canary(n, &["--routing", "gateway-api", "--weight", "20"]);
     let task = get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap();
     assert_eq!(task["metadata"]["annotations"]["grayscale.kubectl.io/routing-api"], "gateway-api");
     let r = route(n);
@@ -222,4 +221,84 @@ fn one_service_never_gets_both_kinds_of_route() {
     assert!(reqs.iter().all(|e| !e.mutating()), "nothing written: {reqs:#?}");
     assert!(get(n, "httproutes.gateway.networking.k8s.io", "reviews").is_none());
     assert!(get(n, "deployment", "reviews-v2").is_none());
+}
+
+/// Once sim-mesh has seen the route's current generation: what v1 and v2 answer (200) of the
+/// next requests, whole seconds of sim-mesh's cycle of ten request profiles.
+fn counts_now(ns: &str) -> (u64, u64) {
+    wait_for("sim-mesh to see the route as written", std::time::Duration::from_secs(60), || {
+        let r = route(ns);
+        let seen = &r["status"]["parents"][0]["conditions"][0]["observedGeneration"];
+        seen.as_i64().is_some() && *seen == r["metadata"]["generation"]
+    });
+    let got = requests_from_now(ns, 200);
+    assert!(got.keys().all(|k| k.ends_with(" 200")), "every request answered: {got:?}");
+    let n = |v: &str| got.get(&format!("destination reviews {v} 200")).copied().unwrap_or(0);
+    (n("v1"), n("v2"))
+}
+
+/// `counts_now` as tenths of the requests: (v1, v2).
+fn shares_now(ns: &str) -> (u64, u64) {
+    let (v1, v2) = counts_now(ns);
+    let total = v1 + v2;
+    assert!(total > 0 && total.is_multiple_of(10), "{v1} + {v2}");
+    (v1 * 10 / total, v2 * 10 / total)
+}
+
+#[test]
+fn request_parameters_send_exactly_the_matching_requests_to_the_new_version() {
+    gateway_api();
+    let ns = Namespace::new("gw-match");
+    let n = ns.name.as_str();
+    // sim-mesh's cycle of ten requests: 2 carry x-canary: true, 2 a cookie with beta=yes, 3 are
+    // Android, 2 ask for /beta/...
+    gateway_canary(n, &["--routing", "gateway-api", "--header", "x-canary=true"]);
+    let r = route(n);
+    assert_eq!(
+        r["spec"]["rules"][0]["matches"],
+        json!([{"headers": [{"type": "Exact", "name": "x-canary", "value": "true"}], "path": {"type": "PathPrefix", "value": "/"}}])
+    );
+    assert_eq!(shares_now(n), (8, 2));
+    grayscale(&["match", "rc", "-n", n, "--cookie-regex", ".*beta=yes.*"]).ok();
+    assert_eq!(shares_now(n), (8, 2));
+    grayscale(&["match", "rc", "-n", n, "--os", "android"]).ok();
+    assert_eq!(shares_now(n), (7, 3));
+    grayscale(&["match", "rc", "-n", n, "--uri-prefix", "/beta"]).ok();
+    assert_eq!(rules(&route(n)).len(), 2);
+    assert_eq!(shares_now(n), (8, 2));
+    grayscale(&["match", "rc", "-n", n, "--ratio", "50"]).ok();
+    assert_eq!(shares_now(n), (5, 5));
+}
+
+#[test]
+fn a_twenty_percent_mirror_copies_a_fifth_of_the_requests() {
+    gateway_api();
+    let ns = Namespace::new("gw-mirror");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    grayscale(&[
+        "create",
+        "mirror",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--routing",
+        "gateway-api",
+    ])
+    .ok();
+    grayscale(&["mirror", "rc", "-n", n, "--on", "--percent", "20"]).ok();
+    let r = route(n);
+    assert_eq!(
+        r["spec"]["rules"][0]["filters"],
+        json!([{"type": "RequestMirror", "requestMirror": {
+            "backendRef": {"group": "", "kind": "Service", "name": "reviews-v2", "port": 9080}, "percent": 20}}])
+    );
+    // v1 answers every request; v2 gets the mirrored copies: 20% ± 3 of them.
+    let (v1, v2) = counts_now(n);
+    let pct = v2 * 100 / v1;
+    assert!((17..=23).contains(&pct), "mirrored {v2} of {v1} requests");
 }

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
@@ -63,54 +62,6 @@ fn the_plugins_route(ns: &str) -> Value {
             ]
         }
     })
-}
-
-/// sim-mesh's request counters for namespace `ns`: (reporter, service, version, code) → count.
-fn mesh_requests(ns: &str) -> BTreeMap<(String, String, String, String), u64> {
-    let url = std::fs::read_to_string(plane().state.join("mesh-url")).expect("mesh-url");
-    let out = std::process::Command::new("curl")
-        .args(["-fsS", &format!("{}/metrics", url.trim())])
-        .output()
-        .expect("run curl");
-    assert!(out.status.success(), "sim-mesh /metrics: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut counts = BTreeMap::new();
-    for line in text.lines().filter_map(|l| l.strip_prefix("istio_requests_total{")) {
-        let (labels, n) = line.rsplit_once("} ").unwrap();
-        let label = |k: &str| {
-            let start = labels.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
-            labels[start..].split('"').next().unwrap().to_string()
-        };
-        if label("destination_service_namespace") == ns {
-            let key = (
-                label("reporter"),
-                label("destination_service_name"),
-                label("destination_version"),
-                label("response_code"),
-            );
-            counts.insert(key, n.parse().unwrap());
-        }
-    }
-    counts
-}
-
-/// What sim-mesh counted from now until it had counted at least `requests` more, by
-/// "reporter service version code".
-fn requests_from_now(ns: &str, requests: u64) -> BTreeMap<String, u64> {
-    let before = mesh_requests(ns);
-    let delta = || {
-        mesh_requests(ns)
-            .into_iter()
-            .map(|(k, n)| {
-                (format!("{} {} {} {}", k.0, k.1, k.2, k.3), n - before.get(&k).copied().unwrap_or(0))
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect::<BTreeMap<String, u64>>()
-    };
-    wait_for("sim-mesh to send more requests", Duration::from_secs(60), || {
-        delta().values().sum::<u64>() >= requests
-    });
-    delta()
 }
 
 /// The route's conditions once sim-mesh has seen `generation`: (type, status, reason, message).
