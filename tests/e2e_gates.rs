@@ -613,3 +613,26 @@ fn on_a_terminal_the_bar_shows_each_gates_latest_value() {
     assert!(bar_with_gates.contains("rc new version ["), "{bar_with_gates}");
     assert!(screen.contains("EXIT=0"), "{screen}");
 }
+
+#[test]
+fn a_gateway_api_canary_is_shifted_to_100_on_its_gates() {
+    // The metrics are the same whichever API routes: sim-mesh reports each request under the
+    // version behind the HTTPRoute's backend Service.
+    let _guard = shared();
+    let ns = Namespace::new("g-gateway");
+    let n = ns.name.as_str();
+    canary_task_with(n, "1", "10", &["--image", &format!("reviews={HEALTHY}"), "--routing", "gateway-api"]);
+    let r = gated(n, &["--gate", "success-rate>=99", "--gate", "p99<=500ms"]).ok();
+    let rows: Vec<&str> = r.stdout.lines().skip_while(|l| !l.starts_with("STEP")).skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", r.stdout);
+    assert!(rows.iter().all(|row| row.matches(" ok").count() == 2), "{}", r.stdout);
+    let route = get(n, "httproutes.gateway.networking.k8s.io", "reviews").expect("httproute");
+    let weights: Vec<(String, i64)> = route["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["name"].as_str().unwrap().to_string(), b["weight"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(weights, [("reviews-v2".to_string(), 100)]);
+    assert_eq!(task_weights(n), (0, 100));
+}

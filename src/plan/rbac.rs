@@ -152,7 +152,7 @@ falls back to annotations and managedFields (it says so at -v 6), and a take-ove
 /// Reading Prometheus through the API server's service proxy: Istio's addon with client
 /// routing, KubeSphere's monitoring Prometheus where KubeSphere routes.
 fn prometheus(mode: Mode) -> Perm {
-    let at = super::gate::PROXIED[if mode == Mode::Client { 0 } else { 1 }];
+    let at = super::gate::PROXIED[if mode == Mode::Kubesphere { 1 } else { 0 }];
     Perm {
         group: "",
         resource: "services/proxy",
