@@ -86,7 +86,34 @@ fn a_canary_on_gateway_api_from_create_to_offline() {
     assert!(get(n, "destinationrule", "reviews").is_none());
 
     grayscale(&["shift", "rc", "-n", n, "--weight", "40"]).ok();
-    assert_eq!(rules(&route(n)), ["grayscale-0:reviews-v1@9080=60,reviews-v2@9080=40"]);
+    let shifted = ["grayscale-0:reviews-v1@9080=60,reviews-v2@9080=40"];
+    assert_eq!(rules(&route(n)), shifted);
+
+    // A hand edit of the route: status names the drift and who made it; sync puts it back.
+    let edit = r#"[{"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 90}]"#;
+    kubectl(&[
+        "patch",
+        "httproutes.gateway.networking.k8s.io",
+        "reviews",
+        "-n",
+        n,
+        "--type",
+        "json",
+        "-p",
+        edit,
+    ])
+    .ok();
+    let st = grayscale(&["status", "rc", "-n", n, "-o", "json"]).ok().json();
+    assert_eq!((&st["drift"], &st["driftBy"]), (&json!(true), &json!("kubectl-patch")), "{st}");
+    grayscale(&["sync", "rc", "-n", n]).ok();
+    assert_eq!(rules(&route(n)), shifted);
+    assert_eq!(grayscale(&["status", "rc", "-n", n, "-o", "json"]).ok().json()["drift"], false);
+
+    // Paused: the principal alone, whatever the weights say; resumed: the weights again.
+    grayscale(&["pause", "rc", "-n", n]).ok();
+    assert_eq!(rules(&route(n)), ["grayscale-0:reviews-v1@9080=100"]);
+    grayscale(&["resume", "rc", "-n", n]).ok();
+    assert_eq!(rules(&route(n)), shifted);
 
     // The take-over in the same requests as on a VirtualService: one round of parallel reads
     // (the HTTPRoute and the namespace's Services instead of the VirtualService and the

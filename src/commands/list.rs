@@ -48,6 +48,10 @@ fn drift_of(s: &Strategy, deployments: &[Deployment], around: &Around) -> Option
     let ns = s.metadata.namespace.clone().unwrap_or_default();
     let svc = around.services.get(&(ns.clone(), s.service()?.to_string()))?;
     let id = TaskIdentity::of(s, Some(svc));
+    // `list` reads VirtualServices only: a task Gateway API routes shows its drift in `status`.
+    if id.api == crate::plan::identity::RouteApi::GatewayApi {
+        return None;
+    }
     // Sorted by namespace: this namespace's Deployments are one run of the list.
     let from =
         deployments.partition_point(|d| d.metadata.namespace.as_deref().unwrap_or_default() < ns.as_str());
