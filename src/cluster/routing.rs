@@ -87,15 +87,25 @@ pub async fn route(
         match write_routing(kube, ns, &plan, &live, Write::Real).await {
             Ok(()) => return Ok(RoutedBy::Client(Box::new(plan))),
             Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
-                if let Some(p) = pauses.next() {
-                    tokio::time::sleep(p).await;
-                }
-                live = read_live(kube, ns, &name, false).await?.0;
+                live = after_conflict(kube, ns, &name, &mut pauses).await?;
             }
             Err(e) => return Err(e),
         }
     }
     unreachable!("the last attempt returns")
+}
+
+/// Another command routed in between: a short pause, then everything read again.
+async fn after_conflict(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    pauses: &mut impl Iterator<Item = std::time::Duration>,
+) -> Result<Live> {
+    if let Some(p) = pauses.next() {
+        tokio::time::sleep(p).await;
+    }
+    Ok(read_live(kube, ns, name, false).await?.0)
 }
 
 /// A task keeps the routing API it was created with: never both kinds for one Service.
@@ -131,10 +141,7 @@ async fn route_gateway(kube: &Kube, ns: &str, mut live: Live, force: Option<Stri
         match written {
             Ok(_) => return Ok(RoutedBy::Gateway(Box::new(plan))),
             Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
-                if let Some(p) = pauses.next() {
-                    tokio::time::sleep(p).await;
-                }
-                live = read_live(kube, ns, &name, false).await?.0;
+                live = after_conflict(kube, ns, &name, &mut pauses).await?;
             }
             Err(e) => return Err(e),
         }

@@ -448,23 +448,9 @@ fn with_rules(
         return Err(too_many("rules in the HTTPRoute", rules.len(), MAX_RULES));
     }
     let mut route = match existing {
-        Some(live) => HttpRoute {
-            api_version: Some(format!("{GATEWAY_GROUP}/{GATEWAY_VERSION}")),
-            kind: Some("HTTPRoute".into()),
-            metadata: ObjectMeta {
-                name: live.metadata.name.clone(),
-                namespace: live.metadata.namespace.clone(),
-                annotations: live.metadata.annotations.clone(),
-                labels: live.metadata.labels.clone(),
-                ..ObjectMeta::default()
-            },
-            spec: live.spec.clone(),
-            status: None,
-        },
-        None => HttpRoute {
-            api_version: Some(format!("{GATEWAY_GROUP}/{GATEWAY_VERSION}")),
-            kind: Some("HTTPRoute".into()),
-            metadata: ObjectMeta {
+        Some(live) => route_object(kept_meta(&live.metadata), live.spec.clone()),
+        None => route_object(
+            ObjectMeta {
                 name: Some(name.clone()),
                 namespace: svc.metadata.namespace.clone(),
                 labels: task
@@ -472,7 +458,7 @@ fn with_rules(
                     .map(|t| BTreeMap::from([(LABEL_TASK.to_string(), t)])),
                 ..ObjectMeta::default()
             },
-            spec: HttpRouteSpec {
+            HttpRouteSpec {
                 parent_refs: vec![ParentRef {
                     group: Some(String::new()),
                     kind: Some("Service".into()),
@@ -482,13 +468,34 @@ fn with_rules(
                 }],
                 ..HttpRouteSpec::default()
             },
-            status: None,
-        },
+        ),
     };
     route.spec.rules = rules;
     let ann = route.metadata.annotations.get_or_insert_with(BTreeMap::new);
     ann.insert(ANN_RULES.into(), own.to_string());
     Ok(route)
+}
+
+/// An HTTPRoute to write: what server-side apply takes (no status, no managed fields).
+fn route_object(metadata: ObjectMeta, spec: HttpRouteSpec) -> HttpRoute {
+    HttpRoute {
+        api_version: Some(format!("{GATEWAY_GROUP}/{GATEWAY_VERSION}")),
+        kind: Some("HTTPRoute".into()),
+        metadata,
+        spec,
+        status: None,
+    }
+}
+
+/// The live route's identity and marks, kept on a rewrite.
+fn kept_meta(live: &ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: live.name.clone(),
+        namespace: live.namespace.clone(),
+        labels: live.labels.clone(),
+        annotations: live.annotations.clone(),
+        ..ObjectMeta::default()
+    }
 }
 
 /// Whether writing `want` would change the live route (its spec or the plugin's annotation).
@@ -534,21 +541,12 @@ pub fn without_task(existing: &HttpRoute) -> Option<HttpRoute> {
     if rules.is_empty() && made {
         return None;
     }
-    let mut r = HttpRoute {
-        api_version: Some(format!("{GATEWAY_GROUP}/{GATEWAY_VERSION}")),
-        kind: Some("HTTPRoute".into()),
-        metadata: ObjectMeta {
-            name: existing.metadata.name.clone(),
-            namespace: existing.metadata.namespace.clone(),
-            labels: existing.metadata.labels.clone(),
-            annotations: existing.metadata.annotations.clone(),
-            // Guarded: a route someone changed since it was read is not overwritten.
-            resource_version: existing.metadata.resource_version.clone(),
-            ..ObjectMeta::default()
-        },
-        spec: existing.spec.clone(),
-        status: None,
+    // Guarded: a route someone changed since it was read is not overwritten.
+    let meta = ObjectMeta {
+        resource_version: existing.metadata.resource_version.clone(),
+        ..kept_meta(&existing.metadata)
     };
+    let mut r = route_object(meta, existing.spec.clone());
     r.spec.rules = rules;
     r.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(ANN_RULES.into(), "0".into());
     Some(r)
