@@ -23,6 +23,8 @@ K8S_VERSION=1.20.2
 # Changes whenever the build recipe does, so cached binaries from an older recipe are rebuilt.
 BUILD_STAMP="kubernetes-$K8S_VERSION reflect2-1.0.2 json-iterator-1.1.12 openapi-empty-string"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Where `cargo build` below puts the simulators: a shared CARGO_TARGET_DIR is honoured.
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
 log() { printf '[local-cluster] %s\n' "$*" >&2; }
 die() { printf '[local-cluster] error: %s\n' "$*" >&2; exit 1; }
@@ -239,7 +241,7 @@ EOF
     >"$STATE/logs/kube-controller-manager.log" 2>&1 &
   echo $! >>"$STATE/pids"
 
-  "$ROOT/target/debug/sim-kubelet" --kubeconfig "$STATE/sim-kubelet.kubeconfig" --node-ip "$(host_ip)" \
+  "$TARGET/debug/sim-kubelet" --kubeconfig "$STATE/sim-kubelet.kubeconfig" --node-ip "$(host_ip)" \
     >"$STATE/logs/sim-kubelet.log" 2>&1 &
   echo $! >>"$STATE/pids"
 
@@ -259,7 +261,7 @@ EOF
 # `exp.<unix seconds>.<user>` that stop working at that instant, for credential-expiry tests.
 # Results are cached one second only, so an expired token is refused within a second.
 start_token_webhook() {
-  "$ROOT/target/debug/token-webhook" --listen 127.0.0.1:0 >"$STATE/token-webhook.addr" 2>"$STATE/logs/token-webhook.log" &
+  "$TARGET/debug/token-webhook" --listen 127.0.0.1:0 >"$STATE/token-webhook.addr" 2>"$STATE/logs/token-webhook.log" &
   echo $! >>"$STATE/pids"
   wait_for "the token webhook" 30 test -s "$STATE/token-webhook.addr"
   cat >"$STATE/token-webhook.kubeconfig" <<EOF
@@ -285,7 +287,7 @@ EOF
 start_mesh_metrics() {
   local mesh_port prom_port host_ip kc=$STATE/kubeconfig
   mesh_port=$(free_port); prom_port=$(free_port)
-  "$ROOT/target/debug/sim-mesh" --kubeconfig "$STATE/sim-kubelet.kubeconfig" --listen "127.0.0.1:$mesh_port" \
+  "$TARGET/debug/sim-mesh" --kubeconfig "$STATE/sim-kubelet.kubeconfig" --listen "127.0.0.1:$mesh_port" \
     >"$STATE/logs/sim-mesh.log" 2>&1 &
   echo $! >>"$STATE/pids"
   # Where tests read sim-mesh's own counters (not Prometheus's), e.g. the mesh's 500s.
