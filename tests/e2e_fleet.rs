@@ -276,6 +276,16 @@ fn a_black_holed_cluster_costs_its_deadline_the_other_is_taken_over_and_the_retr
     assert!(!proxy.seen("black hole").is_empty());
     untouched(fleet_plane(), n);
 
+    // --serial stops at the first cluster that fails: plane B is not even read.
+    let r = fleet(
+        &kc,
+        &["takeover", "rc", "--version", "v1", "--context", "a-proxy,plane-b", "--timeout", "2s", "--serial"],
+    );
+    assert_eq!(r.code, 14, "{}\n{}", r.stdout, r.stderr);
+    let b = r.stdout.lines().find(|l| l.starts_with("plane-b")).unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(b.contains("skipped") && b.contains("a-proxy failed first (--serial)"), "{}", r.stdout);
+    untouched(fleet_plane(), n);
+
     // With it, plane B is taken over; the partial outcome names the command for the rest.
     let r = fleet(
         &kc,

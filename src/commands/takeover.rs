@@ -34,7 +34,12 @@ Examples:
   kubectl grayscale takeover reviews-canary --version v2
 
   # Clear the take-over: the task's own routes apply again
-  kubectl grayscale takeover reviews-canary --restore")]
+  kubectl grayscale takeover reviews-canary --restore
+
+  # Several clusters at once (a list, or /regex/ over the kubeconfig's contexts), each with its
+  # own deadline; exit 14 and a retry command when not every cluster is done
+  kubectl grayscale takeover reviews-canary --version v1 --context eu-1,us-1 --timeout 20s
+  kubectl grayscale takeover reviews-canary --version v1 --context '/^prod-/' --dry-run")]
 pub struct TakeoverArgs {
     /// The task's name.
     pub name: String,

@@ -40,6 +40,8 @@ struct Board {
     color: bool,
     multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
+    /// Round 2 judges the change again and would repeat round 1's warnings.
+    warned: std::cell::RefCell<std::collections::HashSet<(String, String)>>,
 }
 
 impl Board {
@@ -64,7 +66,7 @@ impl Board {
         } else {
             HashMap::new()
         };
-        Board { mode, color, multi, bars }
+        Board { mode, color, multi, bars, warned: Default::default() }
     }
 
     fn set(&self, context: &str, message: &str) {
@@ -80,6 +82,9 @@ impl Board {
     }
 
     fn warn(&self, context: &str, message: &str) {
+        if !self.warned.borrow_mut().insert((context.to_string(), message.to_string())) {
+            return;
+        }
         let line =
             view::line(context, &format!("{} {message}", paint(self.color, "warning:", Color::Yellow)));
         if self.mode == Progress::Bars {
