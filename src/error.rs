@@ -104,6 +104,11 @@ pub enum Error {
     #[error("{message}")]
     Yielded { message: String, hint: String },
 
+    /// A take-over across clusters that is not as asked on every cluster; the message names
+    /// the clusters left and the command that retries just those.
+    #[error("{message}")]
+    Clusters { message: String, hint: String },
+
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -145,6 +150,8 @@ pub mod exit {
     pub const NOT_LIVE: i32 = 11;
     pub const YIELDED: i32 = 12;
     pub const OWNED: i32 = 13;
+    /// A take-over across clusters finished on some clusters and not on others (or on none).
+    pub const CLUSTERS_LEFT: i32 = 14;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -197,6 +204,7 @@ impl Error {
             Error::NotLive { .. } => exit::NOT_LIVE,
             Error::Yielded { .. } => exit::YIELDED,
             Error::Owned { .. } => exit::OWNED,
+            Error::Clusters { .. } => exit::CLUSTERS_LEFT,
             Error::Api { .. } | Error::Watch { .. } | Error::Deadline { .. } | Error::Io(_) => exit::FAILURE,
         }
     }
@@ -217,7 +225,8 @@ impl Error {
             | Error::Interrupted { hint, .. }
             | Error::NotLive { hint, .. }
             | Error::Yielded { hint, .. }
-            | Error::Owned { hint, .. } => Some(hint.clone()),
+            | Error::Owned { hint, .. }
+            | Error::Clusters { hint, .. } => Some(hint.clone()),
             Error::NotFound { hint, .. } | Error::Conflict { hint, .. } => hint.clone(),
             Error::Forbidden { target, .. } => Some(format!(
                 "ask a cluster administrator for permission to {} {}; \

@@ -14,6 +14,7 @@ fn machine_output(cmd: &Command) -> bool {
         Command::History(a) => a.output.is_machine(),
         Command::Rbac(_) | Command::Gitops(_) => true,
         Command::Analyze(a) => a.output.is_machine(),
+        Command::Takeover(a) => a.output.is_some_and(Format::is_machine),
         _ => false,
     }
 }

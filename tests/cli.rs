@@ -154,3 +154,70 @@ fn help_lists_a_commands_own_flags_before_the_global_ones() {
         }
     }
 }
+
+fn two_context_kubeconfig() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("grayscale-fleet-kc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = dir.join("config");
+    // Nothing listens on port 1: both clusters refuse the connection.
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\n\
+         users: [{name: u, user: {token: t}}]\n\
+         contexts: [{name: eu, context: {cluster: c, user: u, namespace: a}}, {name: us, context: {cluster: c, user: u, namespace: b}}]\n\
+         current-context: eu\n",
+    )
+    .unwrap();
+    kc
+}
+
+fn run_in(kc: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).env("KUBECONFIG", kc).stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn several_contexts_are_checked_before_anything_connects_and_only_takeover_takes_them() {
+    let kc = two_context_kubeconfig();
+    for (args, says) in [
+        (
+            vec!["takeover", "rc", "--version", "v1", "--context", "eu,asia"],
+            "no context asia in the kubeconfig",
+        ),
+        (vec!["takeover", "rc", "--version", "v1", "--context", "/^ap-/"], "/^ap-/ matches no context"),
+        (
+            vec!["takeover", "rc", "--version", "v1", "--context", "eu,us", "--max-parallel", "0"],
+            "--max-parallel",
+        ),
+        (vec!["status", "rc", "--context", "eu,us"], "only takeover runs over several clusters"),
+        (
+            vec!["shift", "rc", "--weight", "5", "--context", "/./"],
+            "only takeover runs over several clusters",
+        ),
+    ] {
+        let (code, _, err) = run_in(&kc, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("could not be reached"), "{args:?} connected: {err}");
+    }
+}
+
+#[test]
+fn unreachable_clusters_each_get_a_row_exit_14_and_a_retry_command() {
+    let kc = two_context_kubeconfig();
+    let (code, out, err) =
+        run_in(&kc, &["takeover", "rc", "--version", "v1", "--context", "/./", "-o", "json"]);
+    assert_eq!(code, 14, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{out}");
+    for (item, ctx) in items.iter().zip(["eu", "us"]) {
+        assert_eq!(item["context"], ctx);
+        assert_eq!(item["result"], "unreachable", "{out}");
+    }
+    assert!(err.contains("kubectl grayscale takeover rc --version v1 --context eu,us"), "{err}");
+}

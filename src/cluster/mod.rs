@@ -138,6 +138,37 @@ impl Kube {
     }
 }
 
+/// The kubeconfig's contexts with their servers and namespaces, for `--context a,b` and
+/// `--context /regex/` to be checked before any request.
+pub fn known_contexts(kubeconfig: Option<&std::path::Path>) -> Result<Vec<crate::plan::fleet::KnownContext>> {
+    let kc = load_kubeconfig(kubeconfig)?;
+    let server = |cluster: &str| {
+        kc.clusters.iter().find(|c| c.name == cluster).and_then(|c| c.cluster.as_ref()?.server.clone())
+    };
+    Ok(kc
+        .contexts
+        .iter()
+        .map(|c| crate::plan::fleet::KnownContext {
+            name: c.name.clone(),
+            server: c.context.as_ref().and_then(|x| server(&x.cluster)),
+            namespace: c.context.as_ref().and_then(|x| x.namespace.clone()),
+        })
+        .collect())
+}
+
+/// The kubeconfig's current context, if it names one.
+pub fn current_context(kubeconfig: Option<&std::path::Path>) -> Result<Option<String>> {
+    Ok(load_kubeconfig(kubeconfig)?.current_context.filter(|c| !c.is_empty()))
+}
+
+fn load_kubeconfig(path: Option<&std::path::Path>) -> Result<kube::config::Kubeconfig> {
+    match path {
+        Some(path) => kube::config::Kubeconfig::read_from(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
+        None => read_kubeconfig().map_err(|e| Error::Config(e.to_string())),
+    }
+}
+
 /// KUBECONFIG as kubectl reads it: files that do not exist are skipped (kube's own reader fails
 /// on them) and the rest merged in order; when none exists, the error names the first.
 fn read_kubeconfig() -> Result<kube::config::Kubeconfig, kube::config::KubeconfigError> {

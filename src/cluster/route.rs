@@ -72,6 +72,38 @@ pub fn mode_of(choice: RoutingChoice, live: &Live) -> rbac::Mode {
     }
 }
 
+/// A change judged against the live state: what it makes of the task, and what to warn about.
+pub struct Judged {
+    pub change: Change,
+    pub to: operate::TaskState,
+    pub warnings: Vec<String>,
+}
+
+/// The pure core's verdict on a change of the live task: refused (nothing to write) when it
+/// relies on what is not there.
+pub fn judge(live: &Live, req: &Request<'_>, make: &impl Fn(&Strategy) -> Result<Change>) -> Result<Judged> {
+    let kubesphere = kubesphere_routes(req.choice, live.vs.as_ref());
+    let change = make(&live.task)?;
+    let to = operate::apply(&live.task, &change)?;
+    let expect = Expect { kubesphere, ..req.expect.clone() };
+    let warnings = live::check(live, &change, &expect)?;
+    Ok(Judged { change, to, warnings })
+}
+
+/// The read round and the judgement of `change`, writing nothing: what a take-over across
+/// clusters asks of every cluster before it writes to any.
+pub async fn plan(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    req: &Request<'_>,
+    make: impl Fn(&Strategy) -> Result<Change>,
+) -> Result<(Live, Judged)> {
+    let (live, _) = read_live(kube, ns, name, false).await?;
+    let judged = judge(&live, req, &make)?;
+    Ok((live, judged))
+}
+
 /// Changes a task and brings its routing to what the new state derives. `task_written` is set
 /// once the task's write is confirmed, so that a caller whose deadline cuts it short can say
 /// what was applied.
@@ -103,11 +135,7 @@ pub async fn change(
             let before = before.clone();
             return finish(kube, ns, live, &req, before, true, retries).await;
         }
-        let kubesphere = kubesphere_routes(req.choice, live.vs.as_ref());
-        let c = make(&live.task)?;
-        let to = operate::apply(&live.task, &c)?;
-        let expect = Expect { kubesphere, ..req.expect.clone() };
-        let warnings = live::check(&live, &c, &expect)?;
+        let Judged { change: c, to, warnings } = judge(&live, &req, &make)?;
         if attempt == 1 {
             operate::console_warnings(&live.task, &c).iter().chain(&warnings).for_each(|w| (req.warn)(w));
             if let Some(rules) = rules {

@@ -20,6 +20,7 @@ pub mod shift;
 pub mod status;
 pub mod sync;
 pub mod takeover;
+pub mod takeover_fleet;
 pub mod values;
 pub mod version;
 pub mod watch;
@@ -37,6 +38,18 @@ pub struct Context {
 
 impl Context {
     pub async fn kube(&self) -> Result<Kube> {
+        // Only `takeover` runs over several clusters; a list must never reach kube's config
+        // loader, which would fail on it with a misleading "no such context".
+        if let Some(c) = &self.global.context
+            && crate::plan::fleet::parse(c)?.is_fleet()
+        {
+            return Err(crate::error::Error::invalid(
+                "--context",
+                format!(
+                    "{c:?} names several contexts; only takeover runs over several clusters, every other command takes one context"
+                ),
+            ));
+        }
         Kube::connect(&self.global.connect_options()).await
     }
 }

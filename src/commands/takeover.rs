@@ -4,9 +4,18 @@ use super::Context;
 use crate::cluster::route::{self, Request, RoutedBy};
 use crate::cluster::task::Journal;
 use crate::error::{Error, Result};
+use crate::output::Format;
+use crate::plan::fleet;
 use crate::plan::live::Expect;
 use crate::plan::operate::Change;
 use crate::plan::routing::RoutingChoice;
+
+const SINGLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn current_context(ctx: &Context) -> Result<String> {
+    crate::cluster::current_context(ctx.global.kubeconfig.as_deref())?
+        .ok_or_else(|| Error::Config("the kubeconfig has no current context: name one with --context".into()))
+}
 
 #[derive(Args, Debug)]
 #[command(after_help = "Takes effect at once, with no prompt, in three rounds of API requests: one \
@@ -25,7 +34,12 @@ Examples:
   kubectl grayscale takeover reviews-canary --version v2
 
   # Clear the take-over: the task's own routes apply again
-  kubectl grayscale takeover reviews-canary --restore")]
+  kubectl grayscale takeover reviews-canary --restore
+
+  # Several clusters at once (a list, or /regex/ over the kubeconfig's contexts), each with its
+  # own deadline; exit 14 and a retry command when not every cluster is done
+  kubectl grayscale takeover reviews-canary --version v1 --context eu-1,us-1 --timeout 20s
+  kubectl grayscale takeover reviews-canary --version v1 --context '/^prod-/' --dry-run")]
 pub struct TakeoverArgs {
     /// The task's name.
     pub name: String,
@@ -47,15 +61,52 @@ pub struct TakeoverArgs {
     /// Who writes the routing objects (see the README).
     #[arg(long, value_enum, default_value_t = RoutingChoice::Auto)]
     pub routing: RoutingChoice,
-    /// The most the whole take-over may take (e.g. 10s); past it, the command says what was
-    /// applied and how to finish.
-    #[arg(long, value_parser = crate::output::parse_duration, default_value = "30s")]
-    pub timeout: std::time::Duration,
+    /// The most the whole take-over may take (e.g. 10s; default 30s); past it, the command says
+    /// what was applied and how to finish. Across clusters: each cluster's own deadline over
+    /// connection, retries and every request (default 60s).
+    #[arg(long, value_parser = crate::output::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Across clusters: how many clusters are read and written at once (default: all).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), conflicts_with = "serial")]
+    pub max_parallel: Option<u16>,
+    /// Across clusters: one cluster at a time, in the order given, stopping at the first that
+    /// fails (a canary cluster first).
+    #[arg(long)]
+    pub serial: bool,
+    /// Across clusters: write to the clusters whose plan could be made even when another's
+    /// could not (by default nothing is written anywhere then).
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Read and judge every cluster, print the plan per cluster, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The result per cluster: table, json or yaml (with one context: selects the per-cluster
+    /// report, as --dry-run does).
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Format>,
+}
+
+/// A single take-over as it always was, unless the flags ask for the per-cluster report.
+fn per_cluster(args: &TakeoverArgs) -> bool {
+    args.dry_run || args.output.is_some() || args.serial || args.allow_partial || args.max_parallel.is_some()
 }
 
 pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
+    let sel = match ctx.global.context.as_deref() {
+        Some(c) => fleet::parse(c)?,
+        None => fleet::Selection::One(String::new()),
+    };
+    if sel.is_fleet() || per_cluster(&args) {
+        let sel = match sel {
+            // No --context: the kubeconfig's current context, by name.
+            fleet::Selection::One(n) if n.is_empty() => fleet::Selection::One(current_context(ctx)?),
+            s => s,
+        };
+        return super::takeover_fleet::run(ctx, args, sel).await;
+    }
+    let timeout = args.timeout.unwrap_or(SINGLE_TIMEOUT);
     if args.restore {
-        let deadline = super::change::Deadline { timeout: args.timeout };
+        let deadline = super::change::Deadline { timeout };
         super::change::change_and_route(
             ctx,
             &args.name,
@@ -83,7 +134,7 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
     let v = version.clone();
     let takeover =
         route::change(&kube, &ns, &args.name, req, move |_| Ok(Change::Takeover(v.clone())), &written);
-    let outcome = match tokio::time::timeout(args.timeout, takeover).await {
+    let outcome = match tokio::time::timeout(timeout, takeover).await {
         Ok(r) => r?,
         Err(_) => {
             let name = &args.name;
@@ -101,7 +152,7 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
                 )
             };
             return Err(Error::Deadline {
-                message: format!("the take-over did not finish within {:?}: {done}", args.timeout),
+                message: format!("the take-over did not finish within {timeout:?}: {done}"),
                 hint: next,
             });
         }

@@ -6,6 +6,7 @@ pub mod drift;
 pub mod eligibility;
 pub mod events;
 pub mod first_data;
+pub mod fleet;
 pub mod gate;
 pub mod gitops;
 pub mod identity;

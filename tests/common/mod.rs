@@ -30,6 +30,16 @@ pub fn plane() -> &'static Plane {
     PLANE.get_or_init(|| start_plane(&[]))
 }
 
+/// A second plain plane (the state folder `plane-fleet` beside the first), for take-overs across
+/// clusters. Started like the first, reused when it already runs.
+pub fn fleet_plane() -> &'static Plane {
+    static PLANE: OnceLock<Plane> = OnceLock::new();
+    PLANE.get_or_init(|| {
+        let state = plane().state.with_file_name("plane-fleet");
+        start_plane(&[("GRAYSCALE_STATE", state.to_str().unwrap())])
+    })
+}
+
 /// KubeSphere 3.3's controllers beside the repository (`../shared/peers/kubesphere-3.3/`), as
 /// build.rs found them. Where it did not, the conformance suite is compiled as ignored.
 pub fn kubesphere_peer() -> Option<PathBuf> {
