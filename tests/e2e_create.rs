@@ -63,6 +63,8 @@ fn a_canary_by_traffic_is_written_as_the_console_writes_it() {
             "servicemesh.kubesphere.io/workloadType": "deployments",
             "servicemesh.kubesphere.io/workloadReplicas": "3",
             "app.kubernetes.io/icon": "https://example.invalid/bookinfo.png",
+            // The console's record of who created the task: the plane's admin user.
+            "kubesphere.io/creator": "admin",
         })
     );
     let spec = &s["spec"];
