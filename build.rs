@@ -5,7 +5,8 @@
 //! folder is there, this sets `cfg(kubesphere_peer)` and `GRAYSCALE_KUBESPHERE_PEER` (the folder)
 //! and the suite runs: a peer that cannot start fails it. Where it is not, the suite is compiled
 //! as ignored, so cargo lists its tests as ignored instead of counting them as passed.
-//! Likewise `cfg(kubesphere_crds)` where KubeSphere 3.3's and 3.4's Strategy CRDs are there.
+//! Likewise `cfg(kubesphere_crds)` where KubeSphere 3.3's and 3.4's Strategy CRDs are there, and
+//! `cfg(gateway_api_peer)` where Gateway API v1.6.1's standard HTTPRoute CRD is.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ fn main() {
     println!("cargo::rerun-if-env-changed=GRAYSCALE_PEERS_DIR");
     println!("cargo::rustc-check-cfg=cfg(kubesphere_peer)");
     println!("cargo::rustc-check-cfg=cfg(kubesphere_crds)");
+    println!("cargo::rustc-check-cfg=cfg(gateway_api_peer)");
     let manifest =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let peers =
@@ -39,6 +41,14 @@ fn main() {
         println!("cargo::rustc-cfg=kubesphere_crds");
         println!("cargo::rustc-env=GRAYSCALE_KUBESPHERE_33_STRATEGY_CRD={}", normal(&crd33).display());
         println!("cargo::rustc-env=GRAYSCALE_KUBESPHERE_34_STRATEGY_CRD={}", normal(&crd34).display());
+    }
+    // Gateway API's own standard HTTPRoute CRD, for the Gateway API conformance suite
+    // (`tests/conformance_gateway_api.rs`): ignored without it.
+    let httproutes = peers.join("gateway-api-v1.6.1/crds/gateway.networking.k8s.io_httproutes.yaml");
+    if httproutes.is_file() {
+        println!("cargo::rerun-if-changed={}", httproutes.display());
+        println!("cargo::rustc-cfg=gateway_api_peer");
+        println!("cargo::rustc-env=GRAYSCALE_GATEWAY_API_HTTPROUTE_CRD={}", normal(&httproutes).display());
     }
 }
 

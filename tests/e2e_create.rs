@@ -88,7 +88,7 @@ fn a_canary_by_traffic_is_written_as_the_console_writes_it() {
     assert_eq!(new["spec"]["template"]["metadata"]["labels"], want_labels);
     assert_eq!(
         new["spec"]["template"]["metadata"]["annotations"],
-        json!({"sidecar.istio.io/inject": "true"})
+        json!({"sidecar.istio.io/inject": "true", "kubesphere.io/creator": "admin"})
     );
     assert_eq!(new["metadata"]["annotations"]["servicemesh.kubesphere.io/enabled"], "true");
     assert_eq!(new["spec"]["replicas"], 3);

@@ -70,6 +70,37 @@ pub fn kubesphere_plane() -> &'static Plane {
     })
 }
 
+/// Gateway API v1.6.1's standard HTTPRoute CRD beside the repository, as build.rs found it.
+pub fn gateway_api_httproute_crd() -> Option<PathBuf> {
+    option_env!("GRAYSCALE_GATEWAY_API_HTTPROUTE_CRD").map(PathBuf::from)
+}
+
+/// A control plane (state folder `plane-gw`) serving Gateway API's own standard HTTPRoute CRD
+/// instead of the project's; the other CRDs are the project's. The API server (1.20) enforces
+/// its OpenAPI schema (types, enums, limits, defaults), not its CEL rules.
+pub fn gateway_api_plane() -> &'static Plane {
+    static PLANE: OnceLock<Plane> = OnceLock::new();
+    PLANE.get_or_init(|| {
+        let crd = gateway_api_httproute_crd().expect(
+            "this build did not find Gateway API's HTTPRoute CRD in ../shared/peers/gateway-api-v1.6.1/crds/",
+        );
+        let state = plane().state.with_file_name("plane-gw");
+        let crds = state.with_file_name("plane-gw-crds");
+        std::fs::create_dir_all(&crds).expect("a folder for the CRDs");
+        for entry in std::fs::read_dir(repo().join("deploy/crds")).expect("deploy/crds") {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n != "gateway-httproutes.yaml") {
+                std::fs::copy(&path, crds.join(path.file_name().unwrap())).expect("copy a CRD");
+            }
+        }
+        std::fs::copy(&crd, crds.join("gateway-httproutes.yaml")).expect("copy Gateway API's HTTPRoute CRD");
+        start_plane(&[
+            ("GRAYSCALE_STATE", state.to_str().unwrap()),
+            ("GRAYSCALE_CRDS", crds.to_str().unwrap()),
+        ])
+    })
+}
+
 /// KubeSphere 3.4's Strategy CRD beside the repository, as build.rs found it.
 pub fn kubesphere_34_strategy_crd() -> Option<PathBuf> {
     option_env!("GRAYSCALE_KUBESPHERE_34_STRATEGY_CRD").map(PathBuf::from)
