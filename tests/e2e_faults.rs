@@ -238,8 +238,12 @@ fn a_kubesphere_mirror_repair_the_api_server_refuses_is_reported_not_taken_for_a
     assert!(r.stderr.contains(&format!("kubectl grayscale sync rc -n {n}")), "{}", r.stderr);
     let s = get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap();
     assert!(s["spec"]["template"]["spec"]["http"][0]["mirror"].is_object(), "the task has its mirror: {s}");
-    // As the hint says, sync repairs it.
-    proxy.grayscale(&["sync", "rc", "-n", n, "--routing", "kubesphere"]).ok();
+    // As the hint says, sync repairs it, and says what it wrote.
+    let r = proxy.grayscale(&["sync", "rc", "-n", n, "--routing", "kubesphere"]).ok();
+    assert!(r.stderr.contains("only its mirror was set on their VirtualService"), "{}", r.stderr);
     let vs = get(n, "virtualservice", "reviews").unwrap();
     assert_eq!(vs["spec"]["http"][0]["mirror"]["subset"], "v2", "{vs}");
+    // Nothing left to repair: nothing written, and said so.
+    let r = proxy.grayscale(&["sync", "rc", "-n", n, "--routing", "kubesphere"]).ok();
+    assert!(r.stderr.contains("nothing written"), "{}", r.stderr);
 }

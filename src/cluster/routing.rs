@@ -28,7 +28,11 @@ pub(super) fn pauses() -> impl Iterator<Item = std::time::Duration> {
 
 pub enum RoutedBy {
     Client(Box<RoutingPlan>),
-    Kubesphere,
+    /// KubeSphere's controllers route; `mirror_repaired`: the plugin set the task's mirror on
+    /// their VirtualService, which they would not carry over by themselves.
+    Kubesphere {
+        mirror_repaired: bool,
+    },
     Gateway(Box<GatewayPlan>),
 }
 
@@ -59,15 +63,17 @@ pub async fn route(
     let mut pauses = pauses();
     for attempt in 1..=MAX_ATTEMPTS {
         if kubesphere_routes(choice, live.vs.as_ref()) {
-            let Some(vs) = live.vs.as_ref() else { return Ok(RoutedBy::Kubesphere) };
+            let Some(vs) = live.vs.as_ref() else {
+                return Ok(RoutedBy::Kubesphere { mirror_repaired: false });
+            };
             let Some(patch) = routing::kubesphere_mirror_patch(&live.task, vs) else {
-                return Ok(RoutedBy::Kubesphere);
+                return Ok(RoutedBy::Kubesphere { mirror_repaired: false });
             };
             // A patch the API server refuses for any reason but a failed guard is returned (the
             // caller reports it); a failed guard means the controller rewrote the VirtualService
             // since it was read: read again and repair the newest one.
             if kube.json_patch::<VirtualService>(ns, &live.identity.app, &patch).await?.is_some() {
-                return Ok(RoutedBy::Kubesphere);
+                return Ok(RoutedBy::Kubesphere { mirror_repaired: true });
             }
             if attempt == MAX_ATTEMPTS {
                 return Err(Error::Conflict {

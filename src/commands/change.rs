@@ -24,7 +24,7 @@ pub fn report_routing(ctx: &Context, routed: &RoutedBy) {
     let (mode, service, first) = match routed {
         RoutedBy::Client(o) => (o.mode, &o.service, o.subsets.first()),
         RoutedBy::Gateway(o) => (o.mode, &o.service, o.subsets.first()),
-        RoutedBy::Kubesphere => return ctx.ui.info("KubeSphere's controllers apply the routing"),
+        RoutedBy::Kubesphere { .. } => return ctx.ui.info("KubeSphere's controllers apply the routing"),
     };
     let first = first.cloned().unwrap_or_default();
     match mode {

@@ -154,7 +154,7 @@ pub async fn run(ctx: &Context, args: OfflineArgs) -> Result<()> {
             }
             (live.identity, true)
         }
-        RoutedBy::Kubesphere => {
+        RoutedBy::Kubesphere { .. } => {
             route::wait_routed_away(&kube, &ns, &id.app, &loser, args.timeout)
                 .await
                 .map_err(|e| fail(&done, e))?;

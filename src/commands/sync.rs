@@ -38,9 +38,16 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
     let (mode, service, first) = match route(&kube, &ns, live, args.routing, None).await? {
         RoutedBy::Client(o) => (o.mode, o.service, o.subsets.first().cloned().unwrap_or_default()),
         RoutedBy::Gateway(o) => (o.mode, o.service, o.subsets.first().cloned().unwrap_or_default()),
-        RoutedBy::Kubesphere => {
+        RoutedBy::Kubesphere { mirror_repaired: false } => {
             ctx.ui.info(&format!(
                 "KubeSphere's controllers route task {}: nothing written (--routing client overrides)",
+                args.name
+            ));
+            return Ok(());
+        }
+        RoutedBy::Kubesphere { mirror_repaired: true } => {
+            ctx.ui.info(&format!(
+                "KubeSphere's controllers route task {}: only its mirror was set on their VirtualService, which they do not carry over by themselves",
                 args.name
             ));
             return Ok(());

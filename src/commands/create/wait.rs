@@ -208,7 +208,7 @@ async fn route(
             Err(Error::Conflict { .. }) => {
                 match ops::converge(kube, ns, &req.name, RoutingChoice::Client).await.map_err(failed)? {
                     ops::RoutedBy::Client(r) => *r,
-                    ops::RoutedBy::Kubesphere | ops::RoutedBy::Gateway(_) => {
+                    ops::RoutedBy::Kubesphere { .. } | ops::RoutedBy::Gateway(_) => {
                         unreachable!("client routing was asked for")
                     }
                 }
