@@ -11,47 +11,12 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 
-struct Ns {
-    p: &'static Plane,
-    name: String,
-}
-
-impl Ns {
-    fn new(prefix: &str) -> Self {
-        let p = gateway_api_plane();
-        let name = format!("{prefix}-{}", std::process::id());
-        kubectl_in(p, &["create", "namespace", &name], None).ok();
-        let file = repo().join("deploy/demo/bookinfo.yaml");
-        kubectl_in(p, &["apply", "-n", &name, "-f", file.to_str().unwrap()], None).ok();
-        kubectl_in(
-            p,
-            &["wait", "-n", &name, "deployment/reviews-v1", "--for=condition=Available", "--timeout=60s"],
-            None,
-        )
-        .ok();
-        Ns { p, name }
-    }
-
-    fn gs(&self, args: &[&str]) -> Run {
-        let mut a = args.to_vec();
-        a.extend(["-n", &self.name]);
-        grayscale_in(self.p, &a)
-    }
-
-    fn route(&self) -> Value {
-        let r = kubectl_in(self.p, &["get", "httproute", "reviews", "-n", &self.name, "-o", "json"], None);
-        r.ok().json()
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = kubectl_in(self.p, &["delete", "namespace", &self.name, "--wait=false"], None);
-    }
+fn route(ns: &PlaneNs) -> Value {
+    ns.get("httproute", "reviews").expect("the HTTPRoute")
 }
 
 /// The plugin's own rules as it wrote them, from its dry run: what the live route must hold.
-fn planned_route(ns: &Ns, create: &[&str]) -> Value {
+fn planned_route(ns: &PlaneNs, create: &[&str]) -> Value {
     let mut a = create.to_vec();
     a.extend(["--dry-run=client", "-o", "json"]);
     let out = ns.gs(&a).ok();
@@ -64,7 +29,7 @@ fn planned_route(ns: &Ns, create: &[&str]) -> Value {
 #[test]
 #[cfg_attr(not(gateway_api_peer), ignore = "no Gateway API CRDs in ../shared/peers/gateway-api-v1.6.1/crds/")]
 fn the_upstream_schema_keeps_every_route_the_plugin_writes() {
-    let ns = Ns::new("gwapi");
+    let ns = PlaneNs::new(gateway_api_plane(), "gwapi");
     let create = [
         "create",
         "canary",
@@ -86,7 +51,7 @@ fn the_upstream_schema_keeps_every_route_the_plugin_writes() {
     ];
     let planned = planned_route(&ns, &create);
     ns.gs(&create).ok();
-    let live = ns.route();
+    let live = route(&ns);
     // Stored as planned: the real schema pruned nothing and defaulted nothing the plugin had
     // not written (the request-parameter rule, then the principal's rule).
     assert_eq!(live["spec"]["rules"], planned["spec"]["rules"], "{live}");
@@ -96,7 +61,7 @@ fn the_upstream_schema_keeps_every_route_the_plugin_writes() {
     );
     // sim-mesh's status passes the real schema too: the route is Accepted, its refs resolved.
     wait_for("the mesh's status on the route", Duration::from_secs(60), || {
-        let r = ns.route();
+        let r = route(&ns);
         r["status"]["parents"][0]["conditions"][0]["observedGeneration"] == r["metadata"]["generation"]
     });
     let st = ns.gs(&["status", "rc", "-o", "json"]).ok().json();
@@ -105,7 +70,7 @@ fn the_upstream_schema_keeps_every_route_the_plugin_writes() {
 
     // A take-over, then a percentage mirror on a mirror task: both kept as written.
     ns.gs(&["takeover", "rc", "--version", "v2"]).ok();
-    let rules = ns.route()["spec"]["rules"].clone();
+    let rules = route(&ns)["spec"]["rules"].clone();
     assert_eq!(rules.as_array().unwrap().len(), 1, "{rules}");
     assert_eq!(
         rules[0]["backendRefs"],
@@ -119,11 +84,11 @@ fn the_upstream_schema_keeps_every_route_the_plugin_writes() {
 #[test]
 #[cfg_attr(not(gateway_api_peer), ignore = "no Gateway API CRDs in ../shared/peers/gateway-api-v1.6.1/crds/")]
 fn a_percentage_mirror_is_kept_by_the_upstream_schema() {
-    let ns = Ns::new("gwmirror");
+    let ns = PlaneNs::new(gateway_api_plane(), "gwmirror");
     ns.gs(&["create", "mirror", "rm", "--service", "reviews", "--version", "v2", "--routing", "gateway-api"])
         .ok();
     ns.gs(&["mirror", "rm", "--on", "--percent", "20"]).ok();
-    let r = ns.route();
+    let r = route(&ns);
     assert_eq!(
         r["spec"]["rules"][0]["filters"],
         json!([{"type": "RequestMirror", "requestMirror": {

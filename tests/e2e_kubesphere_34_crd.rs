@@ -10,53 +10,14 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 
-struct Ns {
-    p: &'static Plane,
-    name: String,
-}
-
-impl Ns {
-    fn new(prefix: &str) -> Self {
-        let p = kubesphere_34_plane();
-        let name = format!("{prefix}-{}", std::process::id());
-        kubectl_in(p, &["create", "namespace", &name], None).ok();
-        let file = repo().join("deploy/demo/bookinfo.yaml");
-        kubectl_in(p, &["apply", "-n", &name, "-f", file.to_str().unwrap()], None).ok();
-        kubectl_in(
-            p,
-            &["wait", "-n", &name, "deployment/reviews-v1", "--for=condition=Available", "--timeout=60s"],
-            None,
-        )
-        .ok();
-        Ns { p, name }
-    }
-
-    fn gs(&self, args: &[&str]) -> Run {
-        let mut a = args.to_vec();
-        a.extend(["-n", &self.name]);
-        grayscale_in(self.p, &a)
-    }
-
-    fn get(&self, kind: &str, name: &str) -> Option<Value> {
-        let r = kubectl_in(self.p, &["get", kind, name, "-n", &self.name, "-o", "json"], None);
-        (r.code == 0).then(|| r.json())
-    }
-
-    fn task(&self) -> Value {
-        self.get("strategies.servicemesh.kubesphere.io", "rc").expect("task rc")
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = kubectl_in(self.p, &["delete", "namespace", &self.name, "--wait=false"], None);
-    }
+fn task(ns: &PlaneNs) -> Value {
+    ns.get("strategies.servicemesh.kubesphere.io", "rc").expect("task rc")
 }
 
 #[test]
 #[cfg_attr(not(kubesphere_crds), ignore = "no KubeSphere 3.4 CRD in ../shared/peers/kubesphere-3.4/crds/")]
 fn request_conditions_3_4_would_prune_are_refused_and_its_mirror_percentage_is_kept() {
-    let ns = Ns::new("ks34");
+    let ns = PlaneNs::new(kubesphere_34_plane(), "ks34");
     // A canary by URI prefix would be stored as "any URI": refused, nothing written.
     let r = ns.gs(&[
         "create",
@@ -80,15 +41,15 @@ fn request_conditions_3_4_would_prune_are_refused_and_its_mirror_percentage_is_k
 
     // A canary by ratio is stored as written; a later cookie match is refused, the task unchanged.
     ns.gs(&["create", "canary", "rc", "--service", "reviews", "--version", "v2", "--weight", "10"]).ok();
-    let before = ns.task();
+    let before = task(&ns);
     let r = ns.gs(&["match", "rc", "--cookie", "beta=yes"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("match[].headers.cookie.exact"), "{}", r.stderr);
-    assert_eq!(ns.task()["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
+    assert_eq!(task(&ns)["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
 
     // The mirror percentage is written in the spelling 3.4 keeps, and routes as Istio's.
     ns.gs(&["mirror", "rc", "--on", "--percent", "20", "--timeout", "60s"]).ok();
-    let http = &ns.task()["spec"]["template"]["spec"]["http"][0];
+    let http = &task(&ns)["spec"]["template"]["spec"]["http"][0];
     assert_eq!(http["mirror_percentage"], json!({"value": 20}), "{http}");
     assert!(http.get("mirrorPercentage").is_none(), "{http}");
     let start = std::time::Instant::now();

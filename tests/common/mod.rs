@@ -847,3 +847,44 @@ pub fn requests_from_now(ns: &str, requests: u64) -> BTreeMap<String, u64> {
     });
     delta()
 }
+
+/// A namespace of its own on another plane than the shared one, with bookinfo applied and
+/// reviews-v1 available; deleted (without waiting) when the test ends.
+pub struct PlaneNs {
+    pub p: &'static Plane,
+    pub name: String,
+}
+
+impl PlaneNs {
+    pub fn new(p: &'static Plane, prefix: &str) -> Self {
+        let name = format!("{prefix}-{}", std::process::id());
+        kubectl_in(p, &["create", "namespace", &name], None).ok();
+        let file = repo().join("deploy/demo/bookinfo.yaml");
+        kubectl_in(p, &["apply", "-n", &name, "-f", file.to_str().unwrap()], None).ok();
+        kubectl_in(
+            p,
+            &["wait", "-n", &name, "deployment/reviews-v1", "--for=condition=Available", "--timeout=60s"],
+            None,
+        )
+        .ok();
+        PlaneNs { p, name }
+    }
+
+    /// The plugin on this plane, in this namespace.
+    pub fn gs(&self, args: &[&str]) -> Run {
+        let mut a = args.to_vec();
+        a.extend(["-n", &self.name]);
+        grayscale_in(self.p, &a)
+    }
+
+    pub fn get(&self, kind: &str, name: &str) -> Option<Value> {
+        let r = kubectl_in(self.p, &["get", kind, name, "-n", &self.name, "-o", "json"], None);
+        (r.code == 0).then(|| r.json())
+    }
+}
+
+impl Drop for PlaneNs {
+    fn drop(&mut self) {
+        let _ = kubectl_in(self.p, &["delete", "namespace", &self.name, "--wait=false"], None);
+    }
+}
