@@ -117,7 +117,7 @@ fn a_canary_on_gateway_api_from_create_to_offline() {
 
     // The take-over in the same requests as on a VirtualService: one round of parallel reads
     // (the HTTPRoute and the namespace's Services instead of the VirtualService and the
-    // DestinationRule), the task, the route, the Event.
+    // DestinationRule), then the task, the route and the Event together.
     let audit = Audit::mark();
     let mut args = vec!["takeover", "rc", "-n", n, "--version", "v2"];
     args.extend(audit.tag());
@@ -135,9 +135,7 @@ fn a_canary_on_gateway_api_from_create_to_offline() {
                 "list pods",
                 "list rollouts",
             ],
-            &["patch strategies"],
-            &["patch httproutes"],
-            &["create events"],
+            &["patch strategies", "patch httproutes", "create events"],
         ],
     );
     assert_eq!(rules(&route(n)), ["grayscale-0:reviews-v2@9080=100"]);

@@ -380,3 +380,79 @@ fn fields_set_by_hand_survive_every_verb() {
         }
     }
 }
+
+/// The take-over sends the task's write and the VirtualService's together, each guarded by what
+/// was read: held just before them while `meddle` changes one of the two, it has one write
+/// refused after the other landed. Its requests, exactly.
+fn takeover_meeting(tag: &str, meddle: &[&str]) -> (Namespace, Vec<AuditEvent>) {
+    let ns = Namespace::new(tag);
+    let n = ns.name.clone();
+    canary_task(&n, "1", "20");
+    let gate = Gate::new(tag);
+    let audit = Audit::mark();
+    let mut args = vec!["takeover", "rc", "-n", &n, "--version", "v1"];
+    args.extend(audit.tag());
+    let mut child = gate.spawn(&args);
+    gate.wait_reached("before-routing-write", &mut child);
+    let mut meddle = meddle.to_vec();
+    meddle.extend(["-n", &n]);
+    kubectl(&meddle).ok();
+    gate.release("before-routing-write");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("re-applied on fresh state (1 retries)"), "{stderr}");
+    // Whichever write was refused, task and routing agree on the take-over, and the other
+    // hand's change is kept.
+    assert_eq!(strategy(&n)["spec"]["governor"], "v1");
+    assert_eq!(destinations(&vs(&n, "reviews")), [("v1".to_string(), 100)]);
+    let reqs = audit.requests();
+    show(tag, &reqs);
+    (ns, reqs)
+}
+
+fn codes(reqs: &[AuditEvent], short: &str) -> Vec<i64> {
+    reqs.iter().filter(|e| e.short() == short).map(|e| e.code).collect()
+}
+
+#[test]
+fn a_takeover_whose_task_write_meets_another_change_while_its_routing_lands_applies_it_again() {
+    let (ns, reqs) = takeover_meeting(
+        "live-task-moved",
+        &["annotate", "strategies.servicemesh.kubesphere.io", "rc", "example.com/on-call=paged"],
+    );
+    // The task's write met the annotation (409) while the VirtualService's landed; read again,
+    // the take-over is written on the newest task; the routing already routes it.
+    assert_rounds(
+        &reqs,
+        &[
+            READ_ROUND,
+            &["patch strategies", "patch virtualservices", "create events"],
+            READ_ROUND,
+            &["patch strategies"],
+        ],
+    );
+    assert_eq!(codes(&reqs, "patch strategies"), [409, 200]);
+    assert_eq!(strategy(&ns.name)["metadata"]["annotations"]["example.com/on-call"], "paged");
+}
+
+#[test]
+fn a_takeover_whose_routing_write_meets_another_change_while_its_task_lands_routes_it_again() {
+    let (ns, reqs) = takeover_meeting(
+        "live-route-moved",
+        &["label", "virtualservice", "reviews", "example.com/team=payments"],
+    );
+    // The task landed; the VirtualService's write met the label (409): read again, the routing
+    // the task derives is written over the newest VirtualService, the label kept.
+    assert_rounds(
+        &reqs,
+        &[
+            READ_ROUND,
+            &["patch strategies", "patch virtualservices", "create events"],
+            READ_ROUND,
+            &["patch virtualservices"],
+        ],
+    );
+    assert_eq!(codes(&reqs, "patch virtualservices"), [409, 200]);
+    assert_eq!(vs(&ns.name, "reviews")["metadata"]["labels"]["example.com/team"], "payments");
+}

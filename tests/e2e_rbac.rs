@@ -111,10 +111,12 @@ fn restricted(ns: &str, args: &[&str]) -> Run {
 }
 
 /// The task as a user sees it: its spec and its journal (a take-over that was put back has a
-/// new resourceVersion but is otherwise as it was).
+/// new resourceVersion but is otherwise as it was), and the routing of its VirtualService (a
+/// take-over's routing written with a task write that was refused is brought back).
 fn task_state(ns: &str) -> Option<Value> {
+    let routing = get(ns, "virtualservice", "reviews").map(|v| v["spec"].clone());
     get(ns, "strategies.servicemesh.kubesphere.io", "rc")
-        .map(|s| json!([s["spec"], s["metadata"]["annotations"]]))
+        .map(|s| json!([s["spec"], s["metadata"]["annotations"], routing]))
 }
 
 /// For `verb`: each required permission removed in turn fails with exit 5 naming it and writes

@@ -10,7 +10,10 @@
 //! then close without the answer), `after_status` (forward, then answer that code instead),
 //! `blackhole` (never answer), `stall` (forward, send the
 //! answer's headers, then nothing: a stalled watch). `status` answers that code without
-//! forwarding. `times` limits how often a rule applies (per content of the file). Every
+//! forwarding. `until` holds the request until one whose `METHOD PATH` contains that text has
+//! arrived (at most 20 s): proof that a command sends the two together, since a command that
+//! waits for the first's answer before it sends the second is held the whole 20 s and logged
+//! so. `times` limits how often a rule applies (per content of the file). Every
 //! request is printed on stdout as `METHOD PATH -> what was done`.
 
 use std::collections::HashMap;
@@ -70,6 +73,7 @@ struct Rule {
     retry_after: Option<u64>,
     fault: Option<String>,
     times: Option<u32>,
+    until: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -85,6 +89,32 @@ struct State {
     connector: TlsConnector,
     /// Uses per rule, reset when the file's content changes.
     used: Mutex<(String, HashMap<usize, u32>)>,
+    /// Every request that arrived, as `METHOD PATH`, for `until`.
+    arrived: Mutex<Vec<String>>,
+    arrival: tokio::sync::Notify,
+}
+
+impl State {
+    fn arrive(&self, what: String) {
+        self.arrived.lock().unwrap().push(what);
+        self.arrival.notify_waiters();
+    }
+
+    /// Whether a request matching `text` arrived within 20 s.
+    async fn wait_for(&self, text: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let notified = self.arrival.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.arrived.lock().unwrap().iter().any(|a| a.contains(text)) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
 }
 
 impl State {
@@ -133,6 +163,7 @@ async fn forward(state: &State, req: Request<Incoming>) -> Result<Response<Incom
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, String> {
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    state.arrive(format!("{method} {path}"));
     let rule = state.rule_for(&method, &path).unwrap_or_default();
     let jitter =
         if rule.jitter_ms > 0 { (std::process::id() as u64 ^ path.len() as u64) % rule.jitter_ms } else { 0 };
@@ -140,6 +171,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         tokio::time::sleep(Duration::from_millis(rule.latency_ms + jitter)).await;
     }
     let log = |what: &str| println!("{method} {path} -> {what}");
+    if let Some(text) = &rule.until {
+        match state.wait_for(text).await {
+            true => log(&format!("held until {text} arrived")),
+            false => log(&format!("held 20 s, {text} never arrived")),
+        }
+    }
     if let Some(status) = rule.status {
         log(&format!("answered {status}"));
         return Ok(empty(status, rule.retry_after));
@@ -221,6 +258,8 @@ async fn main() {
         connector: TlsConnector::from(Arc::new(client)),
         args,
         used: Mutex::new((String::new(), HashMap::new())),
+        arrived: Mutex::new(Vec::new()),
+        arrival: tokio::sync::Notify::new(),
     });
     loop {
         let Ok((tcp, _)) = listener.accept().await else { continue };

@@ -15,6 +15,7 @@ pub mod route;
 mod routing;
 pub mod task;
 pub mod task_watch;
+mod together;
 mod trace;
 mod watch;
 pub mod whoami;

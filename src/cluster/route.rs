@@ -31,6 +31,7 @@ pub use super::routing::{
 };
 
 /// How a verb changes its task.
+#[derive(Clone)]
 pub struct Request<'a> {
     pub journal: Journal<'a>,
     pub choice: RoutingChoice,
@@ -38,6 +39,10 @@ pub struct Request<'a> {
     pub preflight: bool,
     pub expect: Expect,
     pub warn: &'a dyn Fn(&str),
+    /// The task and routing writes (and the Event) go out together in one round, after the
+    /// reads: the take-over's two rounds (`together`). Verbs that check permissions first, and
+    /// tasks KubeSphere routes, keep the writes in order.
+    pub together: bool,
 }
 
 pub struct Outcome {
@@ -104,39 +109,65 @@ pub async fn plan(
     Ok((live, judged))
 }
 
-/// Changes a task and brings its routing to what the new state derives. `task_written` is set
-/// once the task's write is confirmed, so that a caller whose deadline cuts it short can say
-/// what was applied.
+/// How far a change got, so that a caller whose deadline cuts it short can say what was
+/// applied: `sent` once a write went out, `task` once the task's write is confirmed.
+#[derive(Default)]
+pub struct Progress {
+    pub sent: Cell<bool>,
+    pub task: Cell<bool>,
+}
+
+/// Changes a task and brings its routing to what the new state derives.
 pub async fn change(
     kube: &Kube,
     ns: &str,
     name: &str,
     req: Request<'_>,
     make: impl Fn(&Strategy) -> Result<Change>,
-    task_written: &Cell<bool>,
+    progress: &Progress,
 ) -> Result<Outcome> {
     // Who the user is (for the journal and the Event) goes out with the first read round.
     let (first, user) = tokio::join!(read_live(kube, ns, name, req.preflight), super::whoami::user(kube));
     let kube = &kube.clone().with_user(user);
-    let mut first = Some(first?);
+    let first = first?;
+    if req.together {
+        return super::together::change(kube, ns, name, &req, &make, progress, first).await;
+    }
+    attempts(kube, ns, name, &req, &make, progress, Some(first), None).await
+}
+
+/// The guarded write of the task, then its routing, attempt after attempt on fresh state.
+/// `first`: the read round already made; `pending`: the id of a write whose outcome is unknown,
+/// and the task it changed.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn attempts(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    req: &Request<'_>,
+    make: &impl Fn(&Strategy) -> Result<Change>,
+    progress: &Progress,
+    mut first: Option<(Live, Option<super::access::Rules>)>,
+    mut pending: Option<(String, Strategy)>,
+) -> Result<Outcome> {
     let mut pauses = pauses();
-    // The id of a write whose outcome is unknown, and the task it changed.
-    let mut pending: Option<(String, Strategy)> = None;
+    // Continued from the take-over's write round: its warnings are told and its Event is out.
+    let continued = pending.is_some();
     for attempt in 1..=MAX_ATTEMPTS {
         let (live, rules) = match first.take() {
             Some(read) => read,
             None => read_live(kube, ns, name, false).await?,
         };
-        let retries = (attempt - 1) as u32;
+        let retries = (attempt - 1 + usize::from(continued)) as u32;
         if let Some((id, before)) = &pending
             && live.task.annotation(routing::ANN_WRITE_ID) == Some(id.as_str())
         {
-            task_written.set(true);
+            progress.task.set(true);
             let before = before.clone();
-            return finish(kube, ns, live, &req, before, true, retries).await;
+            return finish(kube, ns, live, req, before, (true, !continued), retries).await;
         }
-        let Judged { change: c, to, warnings } = judge(&live, &req, &make)?;
-        if attempt == 1 {
+        let Judged { change: c, to, warnings } = judge(&live, req, make)?;
+        if attempt == 1 && !continued {
             operate::console_warnings(&live.task, &c).iter().chain(&warnings).for_each(|w| (req.warn)(w));
             if let Some(rules) = rules {
                 let perms = rbac::needs(verb_of(req.journal), mode_of(req.choice, &live));
@@ -145,19 +176,26 @@ pub async fn change(
         }
         if to == operate::state_of(&live.task) {
             let before = live.task.clone();
-            return finish(kube, ns, live, &req, before, false, retries).await;
+            return finish(kube, ns, live, req, before, (false, false), retries).await;
         }
         // Refused, nothing written, where the served Strategy CRD would cut the routes.
         let key = kube.check_routes(name, &live.task.spec.template.spec.http, &to.http, req.warn).await?;
-        let id = new_write_id();
+        // Continued from the take-over's write round, the task is written under that round's id,
+        // which the routing written with it carries: if the routing still fits the task, it
+        // stays as it is. (Any attempt with this id landing means the change was made.)
+        let id = match &pending {
+            Some((id, _)) if continued => id.clone(),
+            _ => new_write_id(),
+        };
         let mut patch = change_patch(&live.task, &to, req.journal, &kube.user, &id);
         crate::plan::strategy_schema::spell_mirror_percentage(&mut patch, key);
+        progress.sent.set(true);
         match write_change(kube, ns, name, &patch).await? {
             Some(after) => {
-                task_written.set(true);
+                progress.task.set(true);
                 let before = live.task.clone();
                 let live = Live { task: after, ..live };
-                return finish(kube, ns, live, &req, before, true, retries).await;
+                return finish(kube, ns, live, req, before, (true, !continued), retries).await;
             }
             None => {
                 pending = Some((id, live.task.clone()));
@@ -176,13 +214,13 @@ pub async fn change(
     })
 }
 
-async fn finish(
+pub(super) async fn finish(
     kube: &Kube,
     ns: &str,
     live: Live,
     req: &Request<'_>,
     before: Strategy,
-    changed: bool,
+    (changed, record): (bool, bool),
     retries: u32,
 ) -> Result<Outcome> {
     let after = live.task.clone();
@@ -207,13 +245,13 @@ async fn finish(
             Err(e) => (req.warn)(&e.to_string()),
         }
     }
-    super::events::record_change(kube, req.journal, &before, &after, changed, req.warn).await;
+    super::events::record_change(kube, req.journal, &before, &after, changed && record, req.warn).await;
     Ok(Outcome { before, after, changed, retries, routed })
 }
 
 /// Writes the task state of `before` back over `after` (guarded by `after`'s resourceVersion),
 /// with `before`'s journal and write id: the routing, never changed, still carries that state.
-async fn put_back(
+pub(super) async fn put_back(
     kube: &Kube,
     ns: &str,
     name: &str,
@@ -254,7 +292,7 @@ async fn put_back(
 }
 
 /// The version a forced take-over routes to even without ready pods.
-fn forced(req: &Request<'_>, s: &Strategy) -> Option<String> {
+pub(super) fn forced(req: &Request<'_>, s: &Strategy) -> Option<String> {
     req.expect.force.then(|| s.governor().map(str::to_string)).flatten()
 }
 

@@ -1,7 +1,6 @@
 //! What every verb that changes a running task shares: the guarded update, routing, and the
 //! before/after report.
 
-use std::cell::Cell;
 use std::time::Duration;
 
 use super::Context;
@@ -96,14 +95,14 @@ pub async fn change_and_route(
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
     let verb = journal.verb().to_string();
-    let written = Cell::new(false);
+    let written = route::Progress::default();
     let warn = |w: &str| ctx.ui.warn(w);
     let expect = Expect { force: force.force, ..Expect::default() };
-    let req = Request { journal, choice: routing, preflight: true, expect, warn: &warn };
+    let req = Request { journal, choice: routing, preflight: true, expect, warn: &warn, together: false };
     let change = route::change(&kube, &ns, name, req, make, &written);
     let outcome = match tokio::time::timeout(deadline.timeout, change).await {
         Ok(r) => r?,
-        Err(_) => return Err(deadline_error(&verb, name, &ns, deadline.timeout, written.get())),
+        Err(_) => return Err(deadline_error(&verb, name, &ns, deadline.timeout, written.task.get())),
     };
     report(ctx, name, &outcome);
     Ok(outcome)

@@ -100,8 +100,9 @@ pub async fn run(ctx: &Context, args: OfflineArgs) -> Result<()> {
         preflight: true,
         expect: Expect { force: args.force.force, ..Expect::default() },
         warn: &warn,
+        together: false,
     };
-    let written = std::cell::Cell::new(false);
+    let written = crate::cluster::route::Progress::default();
     let outcome =
         match route::change(&kube, &ns, &args.name, req, move |_| Ok(Change::Takeover(k.clone())), &written)
             .await

@@ -152,7 +152,7 @@ pub async fn step(
     timeout: Duration,
     force: bool,
 ) -> Result<Strategy> {
-    let written = std::cell::Cell::new(false);
+    let written = route::Progress::default();
     let warn = |w: &str| ctx.ui.warn(w);
     let journal = Journal::Push(if matches!(change, Change::Takeover(_)) { "takeover" } else { "shift" });
     let req = Request {
@@ -161,11 +161,12 @@ pub async fn step(
         preflight: false,
         expect: Expect { last_write: Some(last_write.to_string()), force, ..Expect::default() },
         warn: &warn,
+        together: false,
     };
     let run = route::change(kube, ns, name, req, move |_| Ok(change.clone()), &written);
     let o = match tokio::time::timeout(timeout, run).await {
         Ok(r) => r?,
-        Err(_) => return Err(super::change::deadline_error("shift", name, ns, timeout, written.get())),
+        Err(_) => return Err(super::change::deadline_error("shift", name, ns, timeout, written.task.get())),
     };
     if o.retries > 0 {
         ctx.ui.warn(&format!(

@@ -18,10 +18,13 @@ fn current_context(ctx: &Context) -> Result<String> {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Takes effect at once, with no prompt, in three rounds of API requests: one \
-round of parallel reads (the task, its Service, VirtualService, DestinationRule and pods), the task's \
-governor, the VirtualService (client routing); then the Event that records who took over. Without --as, \
-one SelfSubjectReview before the reads asks the cluster who the user is.
+#[command(after_help = "Takes effect at once, with no prompt, in two rounds of API requests: one \
+round of parallel reads (the task, its Service, VirtualService, DestinationRule and pods; without --as, \
+a SelfSubjectReview asks the cluster who the user is), then one round of writes sent together: the \
+task's governor, the VirtualService (client routing) or HTTPRoute, and the Event that records who took \
+over, each write guarded by what was read. When one write is refused after the other landed, the \
+take-over is applied again on fresh state until task and routing agree. Under KubeSphere routing, \
+only the task is written and KubeSphere's controller routes.
 
 Refused (exit 11, nothing written) when the version has no ready pod, when KubeSphere routes and its \
 DestinationRule has no subset for it, or when the task is paused; --force routes to it anyway.
@@ -122,7 +125,7 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
     let version = args.version.clone().unwrap_or_default();
     let kube = ctx.kube().await?;
     let ns = kube.namespace.clone();
-    let written = std::cell::Cell::new(false);
+    let written = route::Progress::default();
     let warn = |w: &str| ctx.ui.warn(w);
     let req = Request {
         journal: Journal::Push("takeover"),
@@ -130,6 +133,7 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
         preflight: false,
         expect: Expect { force: args.force, ..Expect::default() },
         warn: &warn,
+        together: true,
     };
     let v = version.clone();
     let takeover =
@@ -138,10 +142,17 @@ pub async fn run(ctx: &Context, args: TakeoverArgs) -> Result<()> {
         Ok(r) => r?,
         Err(_) => {
             let name = &args.name;
-            let (done, next) = if written.get() {
+            let (done, next) = if written.task.get() {
                 (
-                    format!("task {name} has governor {version}, but its VirtualService was not written"),
+                    format!("task {name} has governor {version}, but its routing may not be written"),
                     format!("write the routing with: kubectl grayscale sync {name} -n {ns}"),
+                )
+            } else if written.sent.get() {
+                (
+                    "its writes went out but no answer came back: task and routing may each be as before or taken over".to_string(),
+                    format!(
+                        "run the same command again (it finishes a take-over that landed, or makes it): kubectl grayscale takeover {name} --version {version} -n {ns}"
+                    ),
                 )
             } else {
                 (

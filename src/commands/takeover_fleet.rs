@@ -9,7 +9,6 @@
 //! failing never cancels another's write under way. Every cluster has its own deadline
 //! (`--timeout`) over both rounds, so a dead API server costs that and no more.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -136,6 +135,7 @@ fn request<'a>(args: &TakeoverArgs, warn: &'a dyn Fn(&str)) -> Request<'a> {
         preflight: args.restore,
         expect: Expect { force: args.force, ..Expect::default() },
         warn,
+        together: !args.restore,
     }
 }
 
@@ -329,7 +329,7 @@ async fn write_one(
     board: &Board,
 ) -> ClusterResult {
     board.set(&t.context, "writing");
-    let written = Cell::new(false);
+    let written = route::Progress::default();
     let warn = |w: &str| board.warn(&t.context, w);
     let req = request(args, &warn);
     let left = budget.saturating_sub(p.spent);
@@ -348,7 +348,7 @@ async fn write_one(
             row.before = Some(p.before);
         }
         Err(_) => {
-            let what = if written.get() {
+            let what = if written.task.get() {
                 "the task was written, its routing was not; the retry finishes it"
             } else {
                 "no write was confirmed"

@@ -79,6 +79,17 @@ pub fn change_event(action: &str, by: &str, before: &Strategy, after: &Strategy,
     event(after, action, message, at)
 }
 
+/// A change whose Event went out with its writes (the take-over's write round) and that then
+/// did not complete: a Warning that says so, so the record never claims a move that was not
+/// made.
+pub fn failed_event(action: &str, by: &str, task: &Strategy, error: &str, at: Timestamp) -> Event {
+    let message = format!("{action} by {by} did not complete: {error}");
+    let mut e = event(task, action, message, at);
+    e.reason = Some(format!("{}Failed", reason(action)));
+    e.type_ = Some("Warning".into());
+    e
+}
+
 /// A task created: there was no routing of the task's before it.
 pub fn created_event(by: &str, task: &Strategy, at: Timestamp) -> Event {
     let message = format!("create by {by}: (no task) -> {}", task_summary(task));
@@ -183,6 +194,15 @@ mod tests {
                 "offline by bob: v2 100% v1 0% (takeover) -> v2 100%; deleted the Deployment reviews-v1 and the task"
             )
         );
+    }
+
+    #[test]
+    fn a_change_that_did_not_complete_is_a_warning_with_its_own_reason() {
+        let e = failed_event("takeover", "bob", &task(40, None), "forbidden", at());
+        assert_eq!(e.type_.as_deref(), Some("Warning"));
+        assert_eq!(e.reason.as_deref(), Some("TakenOverFailed"));
+        assert_eq!(e.message.as_deref(), Some("takeover by bob did not complete: forbidden"));
+        assert_eq!(e.involved_object.resource_version.as_deref(), Some("42"));
     }
 
     #[test]
