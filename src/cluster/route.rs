@@ -136,6 +136,24 @@ pub async fn change(
     attempts(kube, ns, name, &req, &make, progress, Some(first), None).await
 }
 
+/// `change` on a read round already made and judged (a take-over across clusters reads every
+/// cluster before it writes to any): the writes are guarded by what that round saw, so a task
+/// or route that moved since is judged afresh, never overwritten. `kube` knows its user.
+pub async fn change_after(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    req: Request<'_>,
+    make: impl Fn(&Strategy) -> Result<Change>,
+    progress: &Progress,
+    live: Live,
+) -> Result<Outcome> {
+    if req.together {
+        return super::together::change(kube, ns, name, &req, &make, progress, (live, None)).await;
+    }
+    attempts(kube, ns, name, &req, &make, progress, Some((live, None)), None).await
+}
+
 /// The guarded write of the task, then its routing, attempt after attempt on fresh state.
 /// `first`: the read round already made; `pending`: the id of a write whose outcome is unknown,
 /// and the task it changed.

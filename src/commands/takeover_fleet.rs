@@ -4,8 +4,9 @@
 //! Round 1, every cluster at once (up to `--max-parallel`): connect, the read round and the
 //! same live-state checks as on one cluster (`route::plan`). If a cluster's plan cannot be made,
 //! nothing is written anywhere unless `--allow-partial`; `--dry-run` stops here.
-//! Round 2, the writes: each cluster runs the guarded `route::change` of a single take-over on
-//! its own (it reads again, so a task changed since round 1 is judged afresh). One cluster
+//! Round 2, the writes: each cluster's task, routing and Event together, guarded by what round 1
+//! read (`route::change_after`), so a task or route changed since is judged afresh, never
+//! overwritten; a restore reads again, to check its permissions first. One cluster
 //! failing never cancels another's write under way. Every cluster has its own deadline
 //! (`--timeout`) over both rounds, so a dead API server costs that and no more.
 
@@ -114,6 +115,9 @@ impl Board {
 /// What round 1 found on one cluster that can be written.
 struct Planned {
     kube: Kube,
+    /// What round 1 read, which a take-over's writes are guarded by (a restore reads again, to
+    /// check its permissions first).
+    live: Box<crate::plan::live::Live>,
     before: String,
     after: String,
     unchanged: bool,
@@ -300,7 +304,13 @@ async fn read_one(
     let round = async {
         let kube = Kube::connect(&opts).await?;
         let req = request(args, &warn);
-        let (live, judged) = route::plan(&kube, &t.namespace, &args.name, &req, make(args)).await?;
+        // Who the user is goes out with the reads, as on one cluster.
+        let (planned, user) = tokio::join!(
+            route::plan(&kube, &t.namespace, &args.name, &req, make(args)),
+            crate::cluster::whoami::user(&kube)
+        );
+        let (live, judged) = planned?;
+        let kube = kube.with_user(user);
         operate::console_warnings(&live.task, &judged.change)
             .iter()
             .chain(&judged.warnings)
@@ -311,6 +321,7 @@ async fn read_one(
             after: task_summary(&after),
             unchanged: judged.to == operate::state_of(&live.task),
             kube,
+            live: Box::new(live),
             spent: Duration::ZERO,
         })
     };
@@ -333,7 +344,15 @@ async fn write_one(
     let warn = |w: &str| board.warn(&t.context, w);
     let req = request(args, &warn);
     let left = budget.saturating_sub(p.spent);
-    let change = route::change(&p.kube, &t.namespace, &args.name, req, make(args), &written);
+    let change = async {
+        match args.restore {
+            true => route::change(&p.kube, &t.namespace, &args.name, req, make(args), &written).await,
+            false => {
+                route::change_after(&p.kube, &t.namespace, &args.name, req, make(args), &written, *p.live)
+                    .await
+            }
+        }
+    };
     let mut row = ClusterResult::new(t, &args.name, Outcome::Ok, "");
     match tokio::time::timeout(left, change).await {
         Ok(Ok(o)) => {
