@@ -63,7 +63,11 @@ pub async fn route(
     let mut pauses = pauses();
     for attempt in 1..=MAX_ATTEMPTS {
         if kubesphere_routes(choice, live.vs.as_ref()) {
-            let Some(vs) = live.vs.as_ref() else {
+            let Some(vs) = live
+                .vs
+                .as_ref()
+                .filter(|_| !crate::failpoint::switched_off(crate::failpoint::KUBESPHERE_MIRROR_REPAIR))
+            else {
                 return Ok(RoutedBy::Kubesphere { mirror_repaired: false });
             };
             let Some(patch) = routing::kubesphere_mirror_patch(&live.task, vs) else {
