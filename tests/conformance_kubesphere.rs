@@ -163,6 +163,7 @@ struct Derived {
     kubesphere: Value,
     client: Value,
     peer: Value,
+    dr_kubesphere: Value,
     dr_client: Value,
     dr_peer: Value,
 }
@@ -188,6 +189,8 @@ fn derive(ns: &Ns, svc_name: &str) -> Derived {
         Some(&peer_vs),
     );
     let client = routing::plan(&svc, svc_name, task.as_ref(), &ready, Some(&peer_vs));
+    let ks_versions = routing::kubesphere_subset_versions(&svc, &deployments).expect("a mesh Service");
+    let ks_dr = routing::destination_rule(&svc, &ks_versions);
     let sorted = |dr: &DestinationRule| {
         let mut d = dr.clone();
         d.spec.subsets.sort_by(|a, b| a.name.cmp(&b.name));
@@ -197,20 +200,25 @@ fn derive(ns: &Ns, svc_name: &str) -> Derived {
         kubesphere: norm(serde_json::to_value(&ks.spec).unwrap()),
         client: norm(serde_json::to_value(&client.virtual_service.spec).unwrap()),
         peer: norm(serde_json::to_value(&peer_vs.spec).unwrap()),
+        dr_kubesphere: sorted(&ks_dr),
         dr_client: sorted(&client.destination_rule),
         dr_peer: sorted(&peer_dr),
     }
 }
 
 /// Waits until the peer's VirtualService is what KubeSphere's derivation (as the plugin models
-/// it) gives for the objects now; then returns both derivations.
+/// it) gives for the objects now, and checks the peer's DestinationRule against the modelled
+/// one; then returns every derivation.
 #[track_caller]
-fn converged(ns: &Ns, svc: &str) -> Derived {
+fn settled(ns: &Ns, svc: &str) -> Derived {
     let start = Instant::now();
     loop {
         let d = derive(ns, svc);
         if d.kubesphere == d.peer {
-            assert_eq!(d.dr_client, d.dr_peer, "DestinationRule: the plugin's against the peer's");
+            assert_eq!(
+                d.dr_kubesphere, d.dr_peer,
+                "DestinationRule: the modelled KubeSphere's against the peer's"
+            );
             return d;
         }
         assert!(
@@ -221,6 +229,14 @@ fn converged(ns: &Ns, svc: &str) -> Derived {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `settled`, and the plugin's DestinationRule equals the peer's.
+#[track_caller]
+fn converged(ns: &Ns, svc: &str) -> Derived {
+    let d = settled(ns, svc);
+    assert_eq!(d.dr_client, d.dr_peer, "DestinationRule: the plugin's against the peer's");
+    d
 }
 
 fn create(ns: &Ns, args: &[&str]) {
@@ -411,6 +427,44 @@ fn a_mirror_turned_off_is_modelled_as_kubesphere_keeps_it() {
     reaches(&ns, "reviews", vec![split(9080, &[("v1", 80), ("v2", 20)], None)]);
     let d = converged(&ns, "reviews");
     assert_eq!(d.client, d.peer, "after the plugin's repair, equal again");
+}
+
+/// A Deployment of the Service's version `version`, ready, as the composed app has it, but
+/// with `annotations` instead of the mesh annotation.
+fn version_deployment(ns: &Ns, svc: &str, version: &str, annotations: &str) {
+    let yaml = composed_app_yaml("shop", svc, version, &[("http-web", 9080)], 1, "example/app:1");
+    let deployment = yaml.rsplit("---\n").next().unwrap().replacen(
+        "annotations: {servicemesh.kubesphere.io/enabled: \"true\"}",
+        &format!("annotations: {annotations}"),
+        1,
+    );
+    kubectl_in(ns.p, &["apply", "-n", &ns.name, "-f", "-"], Some(&deployment)).ok();
+    let d = format!("deployment/{svc}-{version}");
+    kubectl_in(ns.p, &["wait", "-n", &ns.name, &d, "--for=condition=Available", "--timeout=60s"], None).ok();
+}
+
+/// Deliberate difference: KubeSphere makes a subset only of a Deployment with the mesh
+/// annotation (and the app labels, and ready replicas); client routing of every version whose
+/// pods are ready. The model of KubeSphere's rule (`routing::kubesphere_subset_versions`)
+/// equals what the peer writes.
+#[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
+fn kubesphere_leaves_a_deployment_without_the_mesh_annotation_out_of_its_subsets() {
+    let p = kubesphere_plane();
+    let ns = Ns::new(p, "ks-subsets");
+    ns.app("reviews", "v1", &[("http-web", 9080)]);
+    version_deployment(&ns, "reviews", "v2", "{}");
+    version_deployment(&ns, "reviews", "v3", "{servicemesh.kubesphere.io/enabled: \"true\"}");
+    ns.until("the peer's subset of v3", || {
+        ns.get::<DestinationRule>("destinationrule", "reviews")
+            .is_some_and(|d| d.spec.subsets.iter().any(|s| s.name == "v3"))
+    });
+    let d = settled(&ns, "reviews");
+    let names = |dr: &Value| -> Vec<String> {
+        dr["subsets"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(names(&d.dr_peer), ["v1", "v3"], "KubeSphere: no subset of v2");
+    assert_eq!(names(&d.dr_client), ["v1", "v2", "v3"], "the plugin: every version with ready pods");
 }
 
 /// Runs the plugin in `ns` with its patch of the controller's mirror switched off

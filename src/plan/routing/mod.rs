@@ -22,7 +22,7 @@ use crate::model::istio::*;
 use crate::model::strategy::{LABEL_VERSION, POLICY_PAUSED, POLICY_WAIT, Strategy, normalize_version};
 
 pub use derive::{ANN_ROUTE_FIELDS, keep_user_fields};
-pub use ready::{principal_first, ready_versions, ready_versions_of_pods};
+pub use ready::{kubesphere_subset_versions, principal_first, ready_versions, ready_versions_of_pods};
 pub use takeover::{ANN_TASK_STATE, ANN_WRITE_ID, governor_patch, governor_spec, task_stamp};
 
 /// Whose derivation: the plugin's (client routing), or KubeSphere 3.3's controller exactly,
@@ -538,5 +538,7 @@ pub fn drifted(live: Option<&VirtualServiceSpec>, want: &VirtualServiceSpec) -> 
 mod fixtures;
 #[cfg(test)]
 mod matrix_tests;
+#[cfg(test)]
+mod subsets_tests;
 #[cfg(test)]
 mod tests;
