@@ -163,6 +163,7 @@ struct Derived {
     kubesphere: Value,
     client: Value,
     peer: Value,
+    dr_kubesphere: Value,
     dr_client: Value,
     dr_peer: Value,
 }
@@ -188,6 +189,8 @@ fn derive(ns: &Ns, svc_name: &str) -> Derived {
         Some(&peer_vs),
     );
     let client = routing::plan(&svc, svc_name, task.as_ref(), &ready, Some(&peer_vs));
+    let ks_versions = routing::kubesphere_subset_versions(&svc, &deployments).expect("a mesh Service");
+    let ks_dr = routing::destination_rule(&svc, &ks_versions);
     let sorted = |dr: &DestinationRule| {
         let mut d = dr.clone();
         d.spec.subsets.sort_by(|a, b| a.name.cmp(&b.name));
@@ -197,20 +200,25 @@ fn derive(ns: &Ns, svc_name: &str) -> Derived {
         kubesphere: norm(serde_json::to_value(&ks.spec).unwrap()),
         client: norm(serde_json::to_value(&client.virtual_service.spec).unwrap()),
         peer: norm(serde_json::to_value(&peer_vs.spec).unwrap()),
+        dr_kubesphere: sorted(&ks_dr),
         dr_client: sorted(&client.destination_rule),
         dr_peer: sorted(&peer_dr),
     }
 }
 
 /// Waits until the peer's VirtualService is what KubeSphere's derivation (as the plugin models
-/// it) gives for the objects now; then returns both derivations.
+/// it) gives for the objects now, and checks the peer's DestinationRule against the modelled
+/// one; then returns every derivation.
 #[track_caller]
-fn converged(ns: &Ns, svc: &str) -> Derived {
+fn settled(ns: &Ns, svc: &str) -> Derived {
     let start = Instant::now();
     loop {
         let d = derive(ns, svc);
         if d.kubesphere == d.peer {
-            assert_eq!(d.dr_client, d.dr_peer, "DestinationRule: the plugin's against the peer's");
+            assert_eq!(
+                d.dr_kubesphere, d.dr_peer,
+                "DestinationRule: the modelled KubeSphere's against the peer's"
+            );
             return d;
         }
         assert!(
@@ -221,6 +229,14 @@ fn converged(ns: &Ns, svc: &str) -> Derived {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `settled`, and the plugin's DestinationRule equals the peer's.
+#[track_caller]
+fn converged(ns: &Ns, svc: &str) -> Derived {
+    let d = settled(ns, svc);
+    assert_eq!(d.dr_client, d.dr_peer, "DestinationRule: the plugin's against the peer's");
+    d
 }
 
 fn create(ns: &Ns, args: &[&str]) {
@@ -411,6 +427,137 @@ fn a_mirror_turned_off_is_modelled_as_kubesphere_keeps_it() {
     reaches(&ns, "reviews", vec![split(9080, &[("v1", 80), ("v2", 20)], None)]);
     let d = converged(&ns, "reviews");
     assert_eq!(d.client, d.peer, "after the plugin's repair, equal again");
+}
+
+/// A Deployment of the Service's version `version`, ready, as the composed app has it, but
+/// with `annotations` instead of the mesh annotation.
+fn version_deployment(ns: &Ns, svc: &str, version: &str, annotations: &str) {
+    let yaml = composed_app_yaml("shop", svc, version, &[("http-web", 9080)], 1, "example/app:1");
+    let deployment = yaml.rsplit("---\n").next().unwrap().replacen(
+        "annotations: {servicemesh.kubesphere.io/enabled: \"true\"}",
+        &format!("annotations: {annotations}"),
+        1,
+    );
+    kubectl_in(ns.p, &["apply", "-n", &ns.name, "-f", "-"], Some(&deployment)).ok();
+    let d = format!("deployment/{svc}-{version}");
+    kubectl_in(ns.p, &["wait", "-n", &ns.name, &d, "--for=condition=Available", "--timeout=60s"], None).ok();
+}
+
+/// Deliberate difference: KubeSphere makes a subset only of a Deployment with the mesh
+/// annotation (and the app labels, and ready replicas); client routing of every version whose
+/// pods are ready. The model of KubeSphere's rule (`routing::kubesphere_subset_versions`)
+/// equals what the peer writes.
+#[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
+fn kubesphere_leaves_a_deployment_without_the_mesh_annotation_out_of_its_subsets() {
+    let p = kubesphere_plane();
+    let ns = Ns::new(p, "ks-subsets");
+    ns.app("reviews", "v1", &[("http-web", 9080)]);
+    version_deployment(&ns, "reviews", "v2", "{}");
+    version_deployment(&ns, "reviews", "v3", "{servicemesh.kubesphere.io/enabled: \"true\"}");
+    ns.until("the peer's subset of v3", || {
+        ns.get::<DestinationRule>("destinationrule", "reviews")
+            .is_some_and(|d| d.spec.subsets.iter().any(|s| s.name == "v3"))
+    });
+    let d = settled(&ns, "reviews");
+    let names = |dr: &Value| -> Vec<String> {
+        dr["subsets"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(names(&d.dr_peer), ["v1", "v3"], "KubeSphere: no subset of v2");
+    assert_eq!(names(&d.dr_client), ["v1", "v2", "v3"], "the plugin: every version with ready pods");
+}
+
+/// Runs the plugin in `ns` with its patch of the controller's mirror switched off
+/// (`grayscale::failpoint::KUBESPHERE_MIRROR_REPAIR`), so only KubeSphere's controller routes.
+struct WithoutRepair {
+    dir: std::path::PathBuf,
+}
+
+impl WithoutRepair {
+    fn new() -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "grayscale-no-repair-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let off = format!("{}.off", grayscale::failpoint::KUBESPHERE_MIRROR_REPAIR);
+        std::fs::write(dir.join(off), b"").unwrap();
+        WithoutRepair { dir }
+    }
+
+    fn gs(&self, ns: &Ns, args: &[&str]) -> Run {
+        let mut a = args.to_vec();
+        a.extend(["-n", &ns.name]);
+        grayscale_in_env(ns.p, &a, &[("GRAYSCALE_FAILPOINT_DIR", self.dir.as_os_str())])
+    }
+}
+
+impl Drop for WithoutRepair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn mirror_percentages(vs: &VirtualService) -> Vec<Option<f64>> {
+    vs.spec
+        .http
+        .iter()
+        .filter(|h| h.mirror.is_some())
+        .map(|h| h.mirror_percentage.as_ref().map(|p| p.value))
+        .collect()
+}
+
+/// Why the plugin patches a VirtualService KubeSphere's controller owns (README, "With
+/// KubeSphere routing"): with that patch switched off, the controller alone never carries a new
+/// mirror, a new percentage or a mirror turned off, even through later changes it does route;
+/// `sync` with the patch puts each in place.
+#[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
+fn without_the_plugins_repair_kubesphere_drops_a_new_mirror_and_its_percentage() {
+    let p = kubesphere_plane();
+    let ns = Ns::new(p, "ks-norepair");
+    let alone = WithoutRepair::new();
+    ns.app("reviews", "v1", &[("http-web", 9080)]);
+    create(&ns, &["canary", "rc", "--service", "reviews", "--version", "v2", "--weight", "20"]);
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 80), ("v2", 20)], None)]);
+    let task_mirror = |ns: &Ns| -> Value {
+        let s: Strategy = ns.get("strategies.servicemesh.kubesphere.io", "rc").unwrap();
+        let h = &s.spec.template.spec.http[0];
+        json!([
+            h.mirror.as_ref().and_then(|m| m.subset.clone()),
+            h.mirror_percentage.as_ref().map(|p| p.value)
+        ])
+    };
+
+    // A new mirror: the task has it, and a later weight change (which the controller routes,
+    // so it has read the task since) still leaves it out.
+    alone.gs(&ns, &["mirror", "rc", "--on"]).ok();
+    assert_eq!(task_mirror(&ns), json!(["v2", null]));
+    alone.gs(&ns, &["shift", "rc", "--weight", "30"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 70), ("v2", 30)], None)]);
+    let sync = ns.gs(&["sync", "rc"]).ok();
+    assert!(sync.stderr.contains("only its mirror was set"), "{}", sync.stderr);
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 70), ("v2", 30)], Some("v2"))]);
+    assert_eq!(mirror_percentages(&ns.vs("reviews")), [None]);
+
+    // A new percentage: the controller keeps the mirror it found, at 100%.
+    alone.gs(&ns, &["mirror", "rc", "--on", "--percent", "25"]).ok();
+    assert_eq!(task_mirror(&ns), json!(["v2", 25.0]));
+    alone.gs(&ns, &["shift", "rc", "--weight", "40"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 60), ("v2", 40)], Some("v2"))]);
+    assert_eq!(mirror_percentages(&ns.vs("reviews")), [None], "KubeSphere alone: no percentage");
+    ns.gs(&["sync", "rc"]).ok();
+    ns.until("sync to set the percentage", || mirror_percentages(&ns.vs("reviews")) == [Some(25.0)]);
+
+    // A mirror turned off: the controller keeps mirroring.
+    alone.gs(&ns, &["mirror", "rc", "--off"]).ok();
+    assert_eq!(task_mirror(&ns), json!([null, null]));
+    alone.gs(&ns, &["shift", "rc", "--weight", "50"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 50), ("v2", 50)], Some("v2"))]);
+    ns.gs(&["sync", "rc"]).ok();
+    reaches(&ns, "reviews", vec![split(9080, &[("v1", 50), ("v2", 50)], None)]);
 }
 
 #[test]

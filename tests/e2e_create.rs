@@ -414,7 +414,7 @@ fn no_wait_leaves_routing_on_the_old_version_until_sync() {
 }
 
 #[test]
-fn a_canary_create_on_a_one_port_service_makes_exactly_eighteen_requests() {
+fn a_canary_create_on_a_one_port_service_makes_exactly_twenty_requests() {
     let ns = Namespace::new("requests");
     bookinfo(&ns.name);
     let n = ns.name.as_str();
@@ -428,8 +428,9 @@ fn a_canary_create_on_a_one_port_service_makes_exactly_eighteen_requests() {
     let mut got: Vec<String> = reqs.iter().map(|e| e.short()).collect();
     got.sort();
     // The README's budget: 5 reads, what routes the Service (its HTTPRoutes, the namespace's
-    // ambient mode), who else owns the route (2), the permission check, pin routing (2), 2
-    // creates, the task's Event, 1 watch, route (2). No "who am I" under --as.
+    // ambient mode), who else owns the route (2), the permission check, pin routing (3: the
+    // app's ServicePolicies before the DestinationRule), 2 creates, the task's Event, 1 watch,
+    // route (3). No "who am I" under --as.
     assert_eq!(
         got,
         [
@@ -445,6 +446,8 @@ fn a_canary_create_on_a_one_port_service_makes_exactly_eighteen_requests() {
             "list deployments",
             "list httproutes",
             "list rollouts",
+            "list servicepolicies",
+            "list servicepolicies",
             "list strategies",
             "patch destinationrules",
             "patch destinationrules",

@@ -153,3 +153,47 @@ fn routing_client_overrides_the_detection() {
     let vs = get(n, "virtualservice", "reviews").unwrap();
     assert_eq!(vs["spec"]["http"][0]["route"][1]["destination"]["subset"], "v2");
 }
+
+/// KubeSphere gives a Service's DestinationRule the traffic policy of the ServicePolicy
+/// labelled for its app; client routing writes the same.
+#[test]
+fn client_routing_gives_the_destination_rule_the_apps_service_policy() {
+    let ns = Namespace::new("kspolicy");
+    let n = ns.name.as_str();
+    bookinfo(n);
+    let lb = json!({"loadBalancer": {"simple": "LEAST_REQUEST"}});
+    let pool = json!({"connectionPool": {"tcp": {"maxConnections": 7}}});
+    let policy = json!({
+        "apiVersion": "servicemesh.kubesphere.io/v1alpha2", "kind": "ServicePolicy",
+        "metadata": {"name": "reviews", "labels": {"app": "reviews"}},
+        "spec": {"template": {"spec": {"host": "reviews", "trafficPolicy": lb,
+            "subsets": [{"name": "v2", "labels": {"version": "v2"}, "trafficPolicy": pool}]}}}
+    });
+    kubectl_stdin(&["apply", "-n", n, "-f", "-"], &policy.to_string()).ok();
+    grayscale(&[
+        "create",
+        "canary",
+        "rc",
+        "-n",
+        n,
+        "--service",
+        "reviews",
+        "--version",
+        "v2",
+        "--replicas",
+        "1",
+        "--routing",
+        "client",
+        "--timeout",
+        "60s",
+    ])
+    .ok();
+    let dr = get(n, "destinationrule", "reviews").unwrap();
+    assert_eq!(dr["spec"]["trafficPolicy"], lb, "{}", dr["spec"]);
+    let subsets = dr["spec"]["subsets"].as_array().unwrap();
+    assert_eq!(subsets.len(), 2, "{}", dr["spec"]);
+    assert_eq!(subsets[0]["name"], "v1");
+    assert!(subsets[0].get("trafficPolicy").is_none(), "{}", dr["spec"]);
+    assert_eq!(subsets[1]["name"], "v2");
+    assert_eq!(subsets[1]["trafficPolicy"], pool, "{}", dr["spec"]);
+}

@@ -26,8 +26,8 @@ use crate::plan::routing::{self, RoutingChoice};
 
 pub use super::read::read_live;
 pub use super::routing::{
-    RoutedBy, converge, kubesphere_routes, plan_of, route, route_without_task, wait_routed_away, write_plan,
-    write_routing,
+    RoutedBy, converge, kubesphere_routes, plan_of, route, route_without_task, wait_routed_away,
+    with_service_policy, write_plan, write_routing,
 };
 
 /// How a verb changes its task.

@@ -6,6 +6,7 @@ use super::read::read_live;
 use super::{Kube, Write};
 use crate::error::{Error, Result};
 use crate::model::istio::{DestinationRule, VirtualService};
+use crate::model::service_policy::ServicePolicy;
 use crate::plan::identity::{RouteApi, TaskIdentity};
 use crate::plan::live::Live;
 use crate::plan::routing::gateway::{self, GatewayPlan};
@@ -63,7 +64,11 @@ pub async fn route(
     let mut pauses = pauses();
     for attempt in 1..=MAX_ATTEMPTS {
         if kubesphere_routes(choice, live.vs.as_ref()) {
-            let Some(vs) = live.vs.as_ref() else {
+            let Some(vs) = live
+                .vs
+                .as_ref()
+                .filter(|_| !crate::failpoint::switched_off(crate::failpoint::KUBESPHERE_MIRROR_REPAIR))
+            else {
                 return Ok(RoutedBy::Kubesphere { mirror_repaired: false });
             };
             let Some(patch) = routing::kubesphere_mirror_patch(&live.task, vs) else {
@@ -208,13 +213,48 @@ pub async fn converge(kube: &Kube, ns: &str, name: &str, choice: RoutingChoice) 
     route(kube, ns, live, choice, None).await
 }
 
+/// The DestinationRule as written: with the traffic policies of the ServicePolicy labelled for
+/// the app, as KubeSphere's controller gives them. Read only here, right before a DestinationRule
+/// write, so the verbs that leave the DestinationRule alone make no extra request. Where the
+/// ServicePolicy CRD is not served, or the user may not list ServicePolicies, the live
+/// DestinationRule's policies stay as they are.
+pub async fn with_service_policy(
+    kube: &Kube,
+    ns: &str,
+    svc: &Service,
+    dr: &DestinationRule,
+) -> Result<DestinationRule> {
+    let mut dr = dr.clone();
+    let Some(selector) = routing::service_policy_selector(svc) else { return Ok(dr) };
+    let policies = match kube.list::<ServicePolicy>(Some(ns), Some(&selector)).await {
+        Ok(p) => p,
+        Err(Error::NotFound { .. }) => vec![],
+        Err(Error::Forbidden { .. }) => {
+            tracing::info!(
+                "may not list servicepolicies in {ns}: the DestinationRule keeps its live traffic policy"
+            );
+            vec![]
+        }
+        Err(e) => return Err(e),
+    };
+    routing::apply_service_policy(&mut dr, &policies)?;
+    Ok(dr)
+}
+
 /// Writes both routing objects of a new task: the DestinationRule, then the VirtualService
 /// guarded by the resourceVersion it was read at (`None`: it must not exist yet).
-pub async fn write_plan(kube: &Kube, ns: &str, r: &RoutingPlan, read_at: Option<&str>) -> Result<()> {
+pub async fn write_plan(
+    kube: &Kube,
+    ns: &str,
+    svc: &Service,
+    r: &RoutingPlan,
+    read_at: Option<&str>,
+) -> Result<()> {
     if r.mode == routing::RoutingMode::Empty {
         return Ok(());
     }
-    kube.apply(ns, &r.destination_rule, Write::Real, true).await?;
+    let dr = with_service_policy(kube, ns, svc, &r.destination_rule).await?;
+    kube.apply(ns, &dr, Write::Real, true).await?;
     if !r.mode.writes_virtual_service() {
         return Ok(());
     }
@@ -232,7 +272,10 @@ pub async fn write_routing(kube: &Kube, ns: &str, r: &RoutingPlan, live: &Live, 
         return Ok(());
     }
     if routing::dr_differs(live.dr.as_ref(), &r.destination_rule) {
-        kube.apply(ns, &r.destination_rule, write, true).await?;
+        let dr = with_service_policy(kube, ns, live_service(live)?, &r.destination_rule).await?;
+        if routing::dr_differs(live.dr.as_ref(), &dr) {
+            kube.apply(ns, &dr, write, true).await?;
+        }
     }
     if r.mode.writes_virtual_service() && routing::vs_differs(live.vs.as_ref(), &r.virtual_service) {
         let mut vs = r.virtual_service.clone();
@@ -302,7 +345,8 @@ pub async fn route_without_task(
     v.metadata.resource_version = vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
     kube.apply(ns, &v, Write::Real, true).await?;
     if routing::dr_differs(dr.as_ref(), &plan.destination_rule) {
-        kube.apply(ns, &plan.destination_rule, Write::Real, true).await?;
+        let want = with_service_policy(kube, ns, &svc, &plan.destination_rule).await?;
+        kube.apply(ns, &want, Write::Real, true).await?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod istio;
+pub mod service_policy;
 pub mod strategy;
 
 /// Implements `kube::Resource` for a namespaced custom resource with a static API.

@@ -183,8 +183,16 @@ fn start_plane(env: &[(&str, &str)]) -> Plane {
 
 /// The plugin against a given plane.
 pub fn grayscale_in(p: &Plane, args: &[&str]) -> Run {
+    grayscale_in_env(p, args, &[])
+}
+
+/// The plugin against a given plane, with extra environment (test gates and switches).
+pub fn grayscale_in_env(p: &Plane, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
     let mut c = Command::new(BIN);
     c.args(args).env("KUBECONFIG", &p.kubeconfig).env_remove("NO_COLOR").stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
     Run::from(c.output().expect("run kubectl-grayscale"))
 }
 

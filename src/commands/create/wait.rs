@@ -202,7 +202,7 @@ async fn route(
     {
         let read_at = written.vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
         let failed = |e| ops::routing_failed(e, &req.name, ns);
-        let r = match ops::write_plan(kube, ns, &r, read_at.as_deref()).await {
+        let r = match ops::write_plan(kube, ns, &p.service, &r, read_at.as_deref()).await {
             Ok(()) => r,
             // Someone changed the routing since it was pinned: route the latest task from fresh reads.
             Err(Error::Conflict { .. }) => {

@@ -40,7 +40,9 @@ pub(super) async fn write_objects(
                 p.principal
             ));
         } else {
-            kube.apply(ns, &r.destination_rule, write, true).await?;
+            let dr =
+                crate::cluster::route::with_service_policy(kube, ns, &p.service, &r.destination_rule).await?;
+            kube.apply(ns, &dr, write, true).await?;
             if r.mode.writes_virtual_service() {
                 let mut v = r.virtual_service.clone();
                 v.metadata.resource_version = vs.as_ref().and_then(|v| v.metadata.resource_version.clone());
@@ -95,7 +97,9 @@ pub(super) async fn write_objects(
     if write == Write::DryRun
         && let Some(r) = p.routing_when_ready(&p.strategy, &ready_with_new(p), p.existing_vs.as_ref())
     {
-        written.push(json(&kube.apply(ns, &r.destination_rule, write, true).await?));
+        let dr =
+            crate::cluster::route::with_service_policy(kube, ns, &p.service, &r.destination_rule).await?;
+        written.push(json(&kube.apply(ns, &dr, write, true).await?));
         written.push(json(&kube.apply(ns, &r.virtual_service, write, true).await?));
     }
     Ok((written, strategy, vs))

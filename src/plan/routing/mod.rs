@@ -22,7 +22,7 @@ use crate::model::istio::*;
 use crate::model::strategy::{LABEL_VERSION, POLICY_PAUSED, POLICY_WAIT, Strategy, normalize_version};
 
 pub use derive::{ANN_ROUTE_FIELDS, keep_user_fields};
-pub use ready::{principal_first, ready_versions, ready_versions_of_pods};
+pub use ready::{kubesphere_subset_versions, principal_first, ready_versions, ready_versions_of_pods};
 pub use takeover::{ANN_TASK_STATE, ANN_WRITE_ID, governor_patch, governor_spec, task_stamp};
 
 /// Whose derivation: the plugin's (client routing), or KubeSphere 3.3's controller exactly,
@@ -167,6 +167,49 @@ pub fn keep_policies(want: &mut DestinationRule, live: Option<&DestinationRule>)
             sub.traffic_policy = old.traffic_policy.clone();
         }
     }
+}
+
+/// The label selector of the ServicePolicies KubeSphere's controller gives a Service's
+/// DestinationRule: `app=<the Service's app label>`. None without that label, where KubeSphere
+/// takes none either.
+pub fn service_policy_selector(svc: &Service) -> Option<String> {
+    let app = svc.metadata.labels.as_ref()?.get(crate::model::strategy::LABEL_APP)?;
+    Some(format!("{}={app}", crate::model::strategy::LABEL_APP))
+}
+
+/// Puts the ServicePolicy labelled for the app on the DestinationRule as KubeSphere's
+/// controller does: its traffic policy, and each of its subsets' by name, where set. Over the
+/// live DestinationRule's (`keep_policies`), because in KubeSphere the ServicePolicy is where
+/// a DestinationRule's policy is declared. KubeSphere refuses to route with more than one, so
+/// does the plugin: which one wins would be a guess.
+pub fn apply_service_policy(
+    dr: &mut DestinationRule,
+    policies: &[crate::model::service_policy::ServicePolicy],
+) -> Result<(), crate::error::Error> {
+    let sp = match policies {
+        [] => return Ok(()),
+        [sp] => &sp.spec.template.spec,
+        more => {
+            let names: Vec<&str> = more.iter().filter_map(|p| p.metadata.name.as_deref()).collect();
+            return Err(crate::error::Error::Ineligible {
+                what: format!(
+                    "more than one ServicePolicy is labelled for the app of DestinationRule {} ({}): KubeSphere forbids it, and which traffic policy applies would be a guess",
+                    dr.spec.host,
+                    names.join(", ")
+                ),
+                hint: "delete or relabel all but one of them".into(),
+            });
+        }
+    };
+    if sp.traffic_policy.is_some() {
+        dr.spec.traffic_policy = sp.traffic_policy.clone();
+    }
+    for from in sp.subsets.iter().filter(|s| s.traffic_policy.is_some()) {
+        for to in dr.spec.subsets.iter_mut().filter(|s| s.name == from.name) {
+            to.traffic_policy = from.traffic_policy.clone();
+        }
+    }
+    Ok(())
 }
 
 /// Whether `want`'s labels or annotations are not all on `live` as they are.
@@ -538,5 +581,9 @@ pub fn drifted(live: Option<&VirtualServiceSpec>, want: &VirtualServiceSpec) -> 
 mod fixtures;
 #[cfg(test)]
 mod matrix_tests;
+#[cfg(test)]
+mod service_policy_tests;
+#[cfg(test)]
+mod subsets_tests;
 #[cfg(test)]
 mod tests;
