@@ -41,6 +41,7 @@ fn takeover_stays_at_two_rounds_with_300_ms_added_to_every_round_trip() {
         {"latency_ms": 300}
     ]));
     let audit = Audit::mark();
+    let connections = proxy.seen("connection accepted").len();
     let mut args = vec!["takeover", "rc", "-n", n, "--version", "v1"];
     args.extend(audit.tag());
     let start = Instant::now();
@@ -55,6 +56,13 @@ fn takeover_stays_at_two_rounds_with_300_ms_added_to_every_round_trip() {
     let held = proxy.seen(" -> held");
     assert_eq!(held.len(), 1, "{:?}", proxy.seen(""));
     assert!(held[0].contains("arrived"), "the two writes go out together: {held:?}");
+    // Both rounds on one HTTP/2 connection: one TLS handshake for the nine requests.
+    assert_eq!(
+        proxy.seen("connection accepted")[connections..],
+        ["connection accepted (h2)"],
+        "{:?}",
+        proxy.seen("")
+    );
 }
 
 #[test]
@@ -256,4 +264,27 @@ fn a_kubesphere_mirror_repair_the_api_server_refuses_is_reported_not_taken_for_a
     // Nothing left to repair: nothing written, and said so.
     let r = proxy.grayscale(&["sync", "rc", "-n", n, "--routing", "kubesphere"]).ok();
     assert!(r.stderr.contains("nothing written"), "{}", r.stderr);
+}
+
+#[test]
+fn a_server_that_speaks_only_http1_gets_a_connection_per_parallel_request() {
+    let ns = Namespace::new("f-http1");
+    let n = ns.name.as_str();
+    canary(n);
+    let proxy = Proxy::start_with("admin", &["--http1-only"]);
+    proxy.grayscale(&["status", "rc", "-n", n]).ok();
+    let connections = proxy.seen("connection accepted").len();
+    let mut args = vec!["takeover", "rc", "-n", n, "--version", "v1"];
+    let audit = Audit::mark();
+    args.extend(audit.tag());
+    proxy.grayscale(&args).ok();
+    assert_rounds(
+        &audit.requests(),
+        &[READ_ROUND, &["patch strategies", "patch virtualservices", "create events"]],
+    );
+    // HTTP/1.1, as offered: the six reads each on a connection of their own (the first made
+    // alone, to learn the protocol), the three writes on three of those, kept alive.
+    let made = &proxy.seen("connection accepted")[connections..];
+    assert_eq!(made, vec!["connection accepted (http/1.1)"; 6], "{:?}", proxy.seen(""));
+    assert_eq!(get(n, "strategies.servicemesh.kubesphere.io", "rc").unwrap()["spec"]["governor"], "v1");
 }

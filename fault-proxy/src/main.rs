@@ -56,6 +56,9 @@ struct Args {
     serve_key: PathBuf,
     #[arg(long)]
     rules: PathBuf,
+    /// Offer HTTP/1.1 only.
+    #[arg(long)]
+    http1_only: bool,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -150,7 +153,17 @@ fn empty(status: u16, retry_after: Option<u64>) -> Response<Body> {
     b.body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed()).unwrap()
 }
 
-async fn forward(state: &State, req: Request<Incoming>) -> Result<Response<Incoming>, String> {
+async fn forward(state: &State, mut req: Request<Incoming>) -> Result<Response<Incoming>, String> {
+    // Upstream is HTTP/1.1: an HTTP/2 request's absolute URI and :authority become a path and
+    // a Host header.
+    *req.version_mut() = hyper::Version::HTTP_11;
+    if let Some(authority) = req.uri().authority().map(|a| a.to_string()) {
+        req.headers_mut()
+            .entry(hyper::header::HOST)
+            .or_insert(authority.parse().map_err(|e| format!("{e}"))?);
+    }
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    *req.uri_mut() = path.parse().map_err(|e| format!("{e}"))?;
     let tcp = TcpStream::connect(&state.args.upstream).await.map_err(|e| e.to_string())?;
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let tls = state.connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
@@ -234,6 +247,7 @@ fn futures_never() -> Body {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let http1_only = args.http1_only;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(&args.ca).expect("ca") {
@@ -247,10 +261,14 @@ async fn main() {
         .expect("client config");
     let serve_certs: Vec<_> =
         CertificateDer::pem_file_iter(&args.serve_cert).expect("serve cert").map(|c| c.unwrap()).collect();
-    let server = ServerConfig::builder()
+    let mut server = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(serve_certs, PrivateKeyDer::from_pem_file(&args.serve_key).expect("serve key"))
         .expect("server config");
+    // As kube-apiserver: HTTP/2 to clients that offer it, else HTTP/1.1; `--http1-only` for a
+    // proxy in front of it that speaks only that.
+    server.alpn_protocols =
+        if http1_only { vec![b"http/1.1".to_vec()] } else { vec![b"h2".to_vec(), b"http/1.1".to_vec()] };
     let acceptor = TlsAcceptor::from(Arc::new(server));
     let listener = TcpListener::bind(args.listen).await.expect("bind");
     println!("listening on {}", listener.local_addr().unwrap());
@@ -267,8 +285,19 @@ async fn main() {
         let state = state.clone();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else { return };
+            // One line per TLS handshake, which the tests count.
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            println!("connection accepted ({})", if h2 { "h2" } else { "http/1.1" });
             let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+            let io = TokioIo::new(tls);
+            let _ = match h2 {
+                true => {
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(io, svc)
+                        .await
+                }
+                false => hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await,
+            };
         });
     }
 }

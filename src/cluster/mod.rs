@@ -2,6 +2,7 @@
 //! object, so failures classify into the plugin's errors with context.
 
 pub mod access;
+mod connect;
 mod crds;
 mod errors;
 pub mod events;
@@ -119,8 +120,7 @@ impl Kube {
         // Our own retries replace the client's (which would also repeat writes that may have
         // been applied); the request log sits inside them, so each attempt is logged.
         config.default_retry = false;
-        let builder =
-            kube::client::ClientBuilder::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
+        let builder = connect::builder(&config)?;
         let client = if o.verbosity >= 6 {
             builder.with_layer(&TraceLayer { bodies: o.verbosity >= 8 }).with_layer(&RetryLayer).build()
         } else {

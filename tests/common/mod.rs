@@ -718,6 +718,11 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(user: &str) -> Proxy {
+        Proxy::start_with(user, &[])
+    }
+
+    /// With extra flags for the proxy (`--http1-only`).
+    pub fn start_with(user: &str, flags: &[&str]) -> Proxy {
         use std::io::{BufRead, BufReader};
         let p = plane();
         let pki = p.state.join("pki");
@@ -749,6 +754,7 @@ impl Proxy {
             .arg(pki.join("apiserver.key"))
             .arg("--rules")
             .arg(&rules)
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
