@@ -551,6 +551,25 @@ fn a_mirror_turned_off_is_modelled_as_kubesphere_keeps_it() {
     equal_but_for("after the plugin's repair", &d.client, &d.peer, &[&TASK_STAMP]);
 }
 
+/// Deliberate difference: a task's mirror on each HTTP port mirrors to that port of the new
+/// version; KubeSphere fills every mirror's port with the Service's first port.
+#[test]
+#[cfg_attr(not(kubesphere_peer), ignore = "no KubeSphere 3.3 peer in ../shared/peers/kubesphere-3.3/")]
+fn a_mirror_on_a_second_http_port_mirrors_to_that_port_only_under_the_plugin() {
+    let p = kubesphere_plane();
+    let ns = Ns::new(p, "ks-mirror-ports");
+    ns.app("reviews", "v1", &[("http-web", 9080), ("http-api", 9081)]);
+    create(&ns, &["mirror", "m", "--service", "reviews", "--version", "v2"]);
+    let d = converged(&ns, "reviews");
+    assert_eq!(d.peer["spec"]["http"][1]["mirror"]["port"]["number"], 9080, "KubeSphere: first port");
+    assert_eq!(d.client["spec"]["http"][1]["mirror"]["port"]["number"], 9081, "plugin: own port");
+    const MIRROR_PORTS: Deliberate = Deliberate {
+        name: "a task's mirror on each HTTP port mirrors to that port",
+        pointers: &["/spec/http/1/mirror/port/number"],
+    };
+    equal_but_for("a mirror on two ports", &d.client, &d.peer, &[&MIRROR_PORTS, &TASK_STAMP]);
+}
+
 /// A Deployment of the Service's version `version`, ready, as the composed app has it, but
 /// with `annotations` instead of the mesh annotation.
 fn version_deployment(ns: &Ns, svc: &str, version: &str, annotations: &str) {
