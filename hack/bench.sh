@@ -12,6 +12,12 @@ fi
 cargo build --release --bin kubectl-grayscale
 cargo build --release -p grayscale-bench
 cargo build --release -p fault-proxy
+# The fleet scenario takes over on a second plane too.
+if [ $# -eq 0 ] || printf '%s\n' "$@" | grep -qx fleet; then
+  fleet_state=$(dirname "$KUBECONFIG")/../plane-fleet
+  GRAYSCALE_STATE=$fleet_state bash hack/local-cluster.sh up >/dev/null
+  export GRAYSCALE_BENCH_FLEET=$fleet_state/kubeconfig
+fi
 # Arguments name scenarios to run alone: takeover list status startup latency-0 latency-100
-# latency-300 gates watch.
+# latency-300 gates fleet watch.
 target/release/grayscale-bench "$KUBECONFIG" target/release/kubectl-grayscale "$(pwd)" "$@"

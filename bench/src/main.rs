@@ -6,6 +6,7 @@
 //! each run made, counted from the API server's audit log by user agent.
 
 mod audit;
+mod fleet;
 mod gates;
 mod latency;
 mod measure;
@@ -194,6 +195,7 @@ fn main() {
         ("latency-100", |e: &Env| latency::takeover(e, 100)),
         ("latency-300", |e: &Env| latency::takeover(e, 300)),
         ("gates", gates::shift),
+        ("fleet", fleet::takeover),
     ] {
         if !wanted(name) {
             continue;
