@@ -64,7 +64,13 @@ struct Walk<K> {
     cursor: ByNamespace<K>,
 }
 
-impl<K: kube::Resource> Walk<K> {
+impl<K> Walk<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
     fn new(pages: Pages<K>) -> Self {
         Walk { pages: Some(pages), cursor: ByNamespace::default() }
     }
@@ -94,18 +100,24 @@ struct Surroundings {
 
 impl Surroundings {
     async fn of(&mut self, ns: &str, ui: &crate::output::Ui) -> Result<Around> {
-        let deployments = self.deployments.take(ns).await?;
-        let routing = match self.routing.as_mut() {
-            Some((svcs, vss)) => match (svcs.take(ns).await, vss.take(ns).await) {
-                (Ok(s), Ok(v)) => s.zip(v).map(|(s, v)| (by_name(s), by_name(v))),
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::info!("no drift in the list: {e}");
-                    self.routing = None;
-                    None
-                }
-            },
+        let routing = async {
+            match self.routing.as_mut() {
+                Some((svcs, vss)) => Some(tokio::join!(svcs.take(ns), vss.take(ns))),
+                None => None,
+            }
+        };
+        // The three kinds' next pages, when the tasks need them, are fetched together.
+        let (deployments, routing) = tokio::join!(self.deployments.take(ns), routing);
+        let routing = match routing {
+            Some((Ok(s), Ok(v))) => s.zip(v).map(|(s, v)| (by_name(s), by_name(v))),
+            Some((Err(e), _) | (_, Err(e))) => {
+                tracing::info!("no drift in the list: {e}");
+                self.routing = None;
+                None
+            }
             None => None,
         };
+        let deployments = deployments?;
         if deployments.is_none() && !self.disorder_told {
             self.disorder_told = true;
             ui.warn(
@@ -160,10 +172,20 @@ pub async fn run(ctx: &Context, args: ListArgs) -> Result<()> {
     Ok(())
 }
 
+/// Objects per page of the kinds around the tasks: a Deployment weighs several tasks.
+const AROUND_PAGE: u32 = 250;
+
+/// The objects around the tasks are fetched a page at a time as the tasks reach them, not ahead
+/// like the tasks: three pages of 500 of each kind ahead took 57 MiB at 50,000 tasks (and a
+/// Service, a VirtualService and two Deployments per namespace of 50 tasks); one page of 500,
+/// 40 MiB. Pages of 250 cost 8 requests more there.
 fn walk_around(kube: &Kube, ns: Option<&str>) -> Surroundings {
     Surroundings {
-        deployments: Walk::new(kube.list_ahead(ns, Some("version"))),
-        routing: Some((Walk::new(kube.list_ahead(ns, None)), Walk::new(kube.list_ahead(ns, None)))),
+        deployments: Walk::new(kube.list_asked(ns, Some("version"), AROUND_PAGE)),
+        routing: Some((
+            Walk::new(kube.list_asked(ns, None, AROUND_PAGE)),
+            Walk::new(kube.list_asked(ns, None, AROUND_PAGE)),
+        )),
         disorder_told: false,
     }
 }
