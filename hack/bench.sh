@@ -17,7 +17,7 @@ TARGET=${CARGO_TARGET_DIR:-target}/release
 $CARGO build --release --bin kubectl-grayscale
 $CARGO build --release -p grayscale-bench
 $CARGO build --release -p fault-proxy
-# Arguments name scenarios to run alone: takeover list list-20k list-50k status startup
-# latency-0 latency-100 latency-300 gates watch. list-20k and list-50k seed 20,000 and 50,000
-# tasks (and four objects per namespace around them), which stay on the plane.
+# Arguments name scenarios to run alone: takeover list list-5k list-20k list-50k status startup
+# latency-0 latency-100 latency-300 gates watch. list-5k, list-20k and list-50k seed 5,000, 20,000
+# and 50,000 tasks (and four objects per namespace around them), which stay on the plane.
 "$TARGET/grayscale-bench" "$KUBECONFIG" "$TARGET/kubectl-grayscale" "$(pwd)" "$@"

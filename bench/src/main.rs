@@ -219,6 +219,7 @@ fn main() {
     for (name, f) in [
         ("takeover", takeover as fn(&Env) -> Row),
         ("list", list_all),
+        ("list-5k", |e: &Env| list_at(e, 100)),
         ("list-20k", |e: &Env| list_at(e, 400)),
         ("list-50k", |e: &Env| list_at(e, 1000)),
         ("status", status),
