@@ -164,31 +164,38 @@ pub fn colored(text: impl Into<String>, color: Color) -> Cell {
 
 pub fn render_table(headers: &[&str], rows: &[Vec<Cell>], color: bool) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    widen(&mut widths, rows);
+    let mut out = render_row(&headers.iter().map(|&h| h.into()).collect::<Vec<Cell>>(), &widths, color);
+    out.push_str(&render_rows(rows, &widths, color));
+    out
+}
+
+/// Widens `widths` to fit every cell of `rows`.
+pub fn widen(widths: &mut [usize], rows: &[Vec<Cell>]) {
     for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.text.chars().count());
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.text.chars().count());
         }
     }
+}
+
+/// Rows padded to `widths`; a cell wider than its column pushes the rest of its row right.
+pub fn render_rows(rows: &[Vec<Cell>], widths: &[usize], color: bool) -> String {
+    rows.iter().map(|r| render_row(r, widths, color)).collect()
+}
+
+fn render_row(cells: &[Cell], widths: &[usize], color: bool) -> String {
     let mut out = String::new();
-    let line = |cells: Vec<(String, Option<Color>)>, out: &mut String| {
-        let n = cells.len();
-        for (i, (text, col)) in cells.into_iter().enumerate() {
-            let padded = if i + 1 == n { text.clone() } else { format!("{:<w$}   ", text, w = widths[i]) };
-            match col {
-                Some(c) => {
-                    let pad = &padded[text.len()..];
-                    out.push_str(&paint(color, &text, c));
-                    out.push_str(pad);
-                }
-                None => out.push_str(&padded),
-            }
+    let n = cells.len();
+    for (i, c) in cells.iter().enumerate() {
+        let pad = if i + 1 == n { 0 } else { widths[i].saturating_sub(c.text.chars().count()) + 3 };
+        match c.color {
+            Some(col) => out.push_str(&paint(color, &c.text, col)),
+            None => out.push_str(&c.text),
         }
-        out.push('\n');
-    };
-    line(headers.iter().map(|h| (h.to_string(), None)).collect(), &mut out);
-    for r in rows {
-        line(r.iter().map(|c| (c.text.clone(), c.color)).collect(), &mut out);
+        out.extend(std::iter::repeat_n(' ', pad));
     }
+    out.push('\n');
     out
 }
 

@@ -117,6 +117,60 @@ fn list_all_namespaces_shows_tasks_of_every_namespace() {
 }
 
 #[test]
+fn list_all_namespaces_judges_each_task_by_its_own_namespace() {
+    // The same task, Service and Deployments by name in two namespaces, told apart only by
+    // their namespace: `list -A` walks each kind's list along with the tasks, so a row taking
+    // another namespace's Deployments or VirtualService would show its readiness or drift.
+    let a = Namespace::new("lwa");
+    let b = Namespace::new("lwb");
+    canary_task(&a.name, "1", "20");
+    canary_task(&b.name, "2", "20");
+    let patch = json!([{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 10},
+        {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 90}]);
+    kubectl(&[
+        "patch",
+        "virtualservice",
+        "reviews",
+        "-n",
+        &a.name,
+        "--type",
+        "json",
+        "--field-manager=console-edit",
+        "-p",
+        &patch.to_string(),
+    ])
+    .ok();
+    let j = grayscale(&["list", "-A", "-o", "json"]).ok().json();
+    let items = j["items"].as_array().unwrap();
+    let row =
+        |ns: &str| items.iter().find(|t| t["namespace"] == ns).unwrap_or_else(|| panic!("{ns} missing: {j}"));
+    let (ra, rb) = (row(&a.name), row(&b.name));
+    assert_eq!((&ra["drift"], &ra["driftBy"]), (&json!(true), &json!("console-edit")), "{ra}");
+    assert_eq!((&rb["drift"], &rb["driftBy"]), (&json!(false), &serde_json::Value::Null), "{rb}");
+    assert_eq!((&ra["versions"][1]["replicas"], &ra["versions"][1]["ready"]), (&json!(1), &json!(1)), "{ra}");
+    assert_eq!((&rb["versions"][1]["replicas"], &rb["versions"][1]["ready"]), (&json!(2), &json!(2)), "{rb}");
+    // In the API server's order, the order `kubectl get -A` shows: no sort on our side.
+    let order: Vec<String> = items.iter().map(|t| format!("{}/{}", t["namespace"], t["name"])).collect();
+    let kubectl_order: Vec<String> =
+        kubectl(&["get", "strategies.servicemesh.kubesphere.io", "-A", "-o", "json"]).ok().json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| format!("{}/{}", t["metadata"]["namespace"], t["metadata"]["name"]))
+            .collect();
+    let ours: Vec<&String> = order.iter().filter(|k| kubectl_order.contains(k)).collect();
+    let theirs: Vec<&String> = kubectl_order.iter().filter(|k| order.contains(k)).collect();
+    assert_eq!(ours, theirs);
+    let table = grayscale(&["list", "-A"]).ok().stdout;
+    let line = |ns: &str| table.lines().find(|l| l.starts_with(ns)).unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        line(&a.name).contains("v1 3/3, v2 1/1") && line(&a.name).contains("(drift: console-edit)"),
+        "{table}"
+    );
+    assert!(line(&b.name).contains("v1 3/3, v2 2/2") && !line(&b.name).contains("drift"), "{table}");
+}
+
+#[test]
 fn sync_routes_a_console_task_on_a_cluster_without_kubesphere() {
     let ns = Namespace::new("sync");
     let n = ns.name.as_str();

@@ -27,7 +27,8 @@ fn proxy(env: &Env, latency_ms: u64) -> Proxy {
     std::fs::write(&rules, format!(r#"{{"rules": [{{"latency_ms": {latency_ms}}}]}}"#)).unwrap();
     let kc = std::fs::read_to_string(&env.kubeconfig).unwrap();
     let upstream = kc.lines().find_map(|l| l.trim().strip_prefix("server: https://")).unwrap().to_string();
-    let mut child = Command::new(env.repo.join("target/release/fault-proxy"))
+    // Built beside the plugin (hack/bench.sh builds both, wherever CARGO_TARGET_DIR puts them).
+    let mut child = Command::new(env.plugin.with_file_name("fault-proxy"))
         .args(["--upstream", &upstream])
         .arg("--ca")
         .arg(pki.join("ca.crt"))
@@ -44,7 +45,7 @@ fn proxy(env: &Env, latency_ms: u64) -> Proxy {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start target/release/fault-proxy (hack/bench.sh builds it)");
+        .expect("start fault-proxy beside the plugin's binary (hack/bench.sh builds it)");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = lines.next().unwrap().unwrap().trim_start_matches("listening on ").to_string();
     // Keep reading so the proxy never blocks on a full pipe.

@@ -103,6 +103,37 @@ fn list_all(env: &Env) -> Row {
     Row { scenario: format!("2. list -A, {total} tasks in 100+ namespaces"), a, b, notes: vec![] }
 }
 
+/// `list -A` at a size issue 21 names, each namespace with a Service, a VirtualService and two
+/// Deployments around its tasks, so that drift and readiness are judged on every row. Fewer
+/// runs: one run of kubectl reads the whole list, tens of seconds at 50,000 tasks.
+fn list_at(env: &Env, namespaces: usize) -> Row {
+    let total = seed::many_tasks_with_surroundings(env, namespaces, 50);
+    let mut a = Runs::new("kubectl grayscale list -A");
+    let mut b = Runs::new("kubectl get strategies -A");
+    for _ in 0..RUNS / 2 {
+        a.push(measure::run(env, env.plugin(&["list", "-A"]), "kubectl-grayscale/"));
+        b.push(measure::run(
+            env,
+            env.kubectl(&["get", "strategies.servicemesh.kubesphere.io", "-A"]),
+            "kubectl/",
+        ));
+    }
+    let (ratio, rss) = (a.median_ms() / b.median_ms(), a.peak_rss_mib());
+    let met = |ok: bool| if ok { "met" } else { "missed" };
+    Row {
+        scenario: format!("2. list -A, {total} tasks in {namespaces} namespaces with their surroundings"),
+        a,
+        b,
+        notes: vec![
+            format!("target at {total} tasks: peak RSS <= 40 MiB: {rss:.1} MiB — {}", met(rss <= 40.0)),
+            format!(
+                "target at {total} tasks: median <= 0.8x kubectl get: {ratio:.2}x — {}",
+                met(ratio <= 0.8)
+            ),
+        ],
+    }
+}
+
 fn status(env: &Env) -> Row {
     let ns = "bench-status";
     seed::bookinfo(env, ns);
@@ -189,6 +220,9 @@ fn main() {
     for (name, f) in [
         ("takeover", takeover as fn(&Env) -> Row),
         ("list", list_all),
+        ("list-5k", |e: &Env| list_at(e, 100)),
+        ("list-20k", |e: &Env| list_at(e, 400)),
+        ("list-50k", |e: &Env| list_at(e, 1000)),
         ("status", status),
         ("startup", startup),
         ("latency-0", |e: &Env| latency::takeover(e, 0)),

@@ -198,9 +198,11 @@ pub fn write_report(env: &Env, rows: &[Row], watch: &[Duration]) {
         }
     }
     md.push_str("## Targets\n\n");
-    let take = &rows[0];
-    let list = &rows[1];
-    let start = &rows[3];
+    let row =
+        |prefix: &str| rows.iter().find(|r| r.scenario.starts_with(prefix)).expect("every scenario ran");
+    let take = row("1. ");
+    let list = row("2. ");
+    let start = row("5. ");
     let size_mb = std::fs::metadata(&env.plugin).map(|m| m.len()).unwrap_or(0) as f64 / 1_000_000.0;
     let check = |ok: bool| if ok { "met" } else { "missed" };
     let targets = [

@@ -54,9 +54,55 @@ fn strategy(i: usize) -> serde_json::Value {
     })
 }
 
-/// `namespaces` x `per` console-shaped tasks, created once (reruns reuse them). Returns the
-/// number of tasks in the cluster.
+/// `namespaces` x `per` console-shaped tasks, created once (reruns reuse them, and a larger
+/// count adds only the missing ones). Returns the number of tasks in the cluster.
 pub fn many_tasks(env: &Env, namespaces: usize, per: usize) -> usize {
+    seed_tasks(env, namespaces, per, false)
+}
+
+/// `many_tasks`, and in each namespace what a task's rows are judged against: its Service
+/// (headless: a few thousand Services would exhaust the plane's ClusterIP range), its
+/// VirtualService and the Deployments of both versions (scaled to 0: no pods to run).
+pub fn many_tasks_with_surroundings(env: &Env, namespaces: usize, per: usize) -> usize {
+    seed_tasks(env, namespaces, per, true)
+}
+
+fn surroundings() -> Vec<(ApiResource, serde_json::Value)> {
+    let ar = |group: &str, version: &str, kind: &str, plural: &str| ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: if group.is_empty() { version.into() } else { format!("{group}/{version}") },
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let labels = json!({"app": "reviews"});
+    let deployment = |v: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": format!("reviews-{v}"), "labels": {"app": "reviews", "version": v}},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "reviews", "version": v}},
+                "template": {"metadata": {"labels": {"app": "reviews", "version": v}},
+                    "spec": {"containers": [{"name": "reviews", "image": format!("example/reviews:{v}")}]}}}})
+    };
+    let d = |s: &str, w: i64| json!({"destination": {"host": "reviews", "subset": s}, "weight": w});
+    vec![
+        (
+            ar("", "v1", "Service", "services"),
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "reviews", "labels": labels},
+                "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "http", "port": 9080}]}}),
+        ),
+        (
+            ar("networking.istio.io", "v1beta1", "VirtualService", "virtualservices"),
+            json!({"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+                "metadata": {"name": "reviews"},
+                "spec": {"hosts": ["reviews"], "http": [{"route": [d("v1", 80), d("v2", 20)]}]}}),
+        ),
+        (ar("apps", "v1", "Deployment", "deployments"), deployment("v1")),
+        (ar("apps", "v1", "Deployment", "deployments"), deployment("v2")),
+    ]
+}
+
+fn seed_tasks(env: &Env, namespaces: usize, per: usize, around: bool) -> usize {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let kc = kube::config::Kubeconfig::read_from(&env.kubeconfig).unwrap();
@@ -70,37 +116,58 @@ pub fn many_tasks(env: &Env, namespaces: usize, per: usize) -> usize {
             plural: "strategies".into(),
         };
         let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let existing = all.list_metadata(&Default::default()).await.map(|l| l.items.len()).unwrap_or(0);
-        if existing < namespaces * per {
-            let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-            let started = Instant::now();
-            let jobs = (0..namespaces).flat_map(|n| (0..per).map(move |i| (n, i)));
-            futures::stream::iter(jobs)
-                .for_each_concurrent(24, |(n, i)| {
-                    let (client, ar, nss) = (client.clone(), ar.clone(), nss.clone());
-                    async move {
-                        let ns = format!("bench-list-{n:03}");
-                        if i == 0 {
-                            let body: k8s_openapi::api::core::v1::Namespace =
-                                serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-                            let _ = nss.create(&PostParams::default(), &body).await;
-                        } else {
-                            // The namespace is created by the job with i == 0; wait for it briefly.
-                            for _ in 0..50 {
-                                if nss.get_opt(&ns).await.ok().flatten().is_some() {
-                                    break;
-                                }
-                                tokio::time::sleep(Duration::from_millis(50)).await;
-                            }
-                        }
-                        let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ar);
-                        let obj: DynamicObject = serde_json::from_value(strategy(i)).unwrap();
+        let existing: std::collections::HashSet<(String, String)> = all
+            .list_metadata(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .map(|m| (m.metadata.namespace.unwrap_or_default(), m.metadata.name.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        let started = Instant::now();
+        // Namespaces first, each with its surroundings (a create that finds the object there
+        // already fails harmlessly), then only the tasks not there yet.
+        let around = if around { surroundings() } else { vec![] };
+        futures::stream::iter(0..namespaces)
+            .for_each_concurrent(24, |n| {
+                let (client, nss, around) = (client.clone(), nss.clone(), &around);
+                async move {
+                    let ns = format!("bench-list-{n:03}");
+                    let body: k8s_openapi::api::core::v1::Namespace =
+                        serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+                    let _ = nss.create(&PostParams::default(), &body).await;
+                    for (ar, obj) in around {
+                        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, ar);
+                        let obj: DynamicObject = serde_json::from_value(obj.clone()).unwrap();
                         let _ = api.create(&PostParams::default(), &obj).await;
                     }
-                })
-                .await;
-            eprintln!("seeded {} tasks in {:.1}s", namespaces * per, started.elapsed().as_secs_f64());
-        }
+                }
+            })
+            .await;
+        let missing: Vec<(usize, usize)> = (0..namespaces)
+            .flat_map(|n| (0..per).map(move |i| (n, i)))
+            .filter(|(n, i)| !existing.contains(&(format!("bench-list-{n:03}"), format!("task-{i:03}"))))
+            .collect();
+        let created = missing.len();
+        futures::stream::iter(missing)
+            .for_each_concurrent(24, |(n, i)| {
+                let (client, ar) = (client.clone(), ar.clone());
+                async move {
+                    let api: Api<DynamicObject> =
+                        Api::namespaced_with(client, &format!("bench-list-{n:03}"), &ar);
+                    let obj: DynamicObject = serde_json::from_value(strategy(i)).unwrap();
+                    let _ = api.create(&PostParams::default(), &obj).await;
+                }
+            })
+            .await;
+        eprintln!(
+            "seeded {created} tasks{} in {:.1}s",
+            if around.is_empty() { "" } else { " and their surroundings" },
+            started.elapsed().as_secs_f64()
+        );
         all.list_metadata(&Default::default()).await.map(|l| l.items.len()).unwrap_or(0)
     })
 }

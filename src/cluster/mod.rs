@@ -25,6 +25,7 @@ pub use retry::RetryLayer;
 pub use trace::TraceLayer;
 
 pub use errors::{classify, target, watch_error};
+pub use objects::Pages;
 pub use watch::{PodChange, PodWatch, await_routing, pod_events, pod_events_from, transient};
 
 use std::time::Duration;

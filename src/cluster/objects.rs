@@ -11,6 +11,59 @@ use super::{Kube, Write, classify, target};
 use crate::FIELD_MANAGER;
 use crate::error::Result;
 
+/// Objects per page of a list, as kubectl's `--chunk-size` default.
+const PAGE: u32 = 500;
+
+/// The pages of a list as they come (`Kube::list_ahead`, `Kube::list_asked`).
+pub struct Pages<K> {
+    source: Source<K>,
+}
+
+/// The list, the parameters of its next page and its namespace.
+type Asked<K> = (Api<K>, ListParams, Option<String>);
+
+enum Source<K> {
+    /// Fetched by a task of its own, ahead of the reader.
+    Ahead { rx: futures::channel::mpsc::Receiver<Result<Vec<K>>>, fetch: tokio::task::AbortHandle },
+    /// Fetched when the reader asks for it; `None` after the last page.
+    Asked(Option<Box<Asked<K>>>),
+}
+
+impl<K> Pages<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    /// The next page, `None` after the last, or the failure that ended the list.
+    pub async fn next(&mut self) -> Option<Result<Vec<K>>> {
+        use futures::StreamExt;
+        match &mut self.source {
+            Source::Ahead { rx, .. } => rx.next().await,
+            Source::Asked(state) => {
+                let (api, lp, ns) = *state.take()?;
+                let page =
+                    api.list(&lp).await.map_err(|e| classify(target::<K>("list", ns.as_deref(), None), e));
+                if let Some(c) =
+                    page.as_ref().ok().and_then(|p| p.metadata.continue_.clone()).filter(|c| !c.is_empty())
+                {
+                    *state = Some(Box::new((api, lp.continue_token(&c), ns)));
+                }
+                Some(page.map(|p| p.items))
+            }
+        }
+    }
+}
+
+impl<K> Drop for Pages<K> {
+    fn drop(&mut self) {
+        if let Source::Ahead { fetch, .. } = &self.source {
+            fetch.abort();
+        }
+    }
+}
+
 impl Kube {
     /// A JSON merge patch; a `metadata.resourceVersion` in it makes the write conditional.
     pub async fn merge_patch<K>(&self, ns: &str, name: &str, patch: &serde_json::Value) -> Result<K>
@@ -99,7 +152,7 @@ impl Kube {
             Some(ns) => self.api(ns),
             None => Api::all(self.client.clone()),
         };
-        let mut lp = ListParams::default().limit(500);
+        let mut lp = ListParams::default().limit(PAGE);
         if let Some(s) = selector {
             lp = lp.labels(s);
         }
@@ -112,6 +165,63 @@ impl Kube {
             }
         }
         Ok(())
+    }
+
+    /// A list's pages of `page` objects, each fetched when asked for: one page held at a time.
+    pub fn list_asked<K>(&self, ns: Option<&str>, selector: Option<&str>, page: u32) -> Pages<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        let api: Api<K> = match ns {
+            Some(ns) => self.api(ns),
+            None => Api::all(self.client.clone()),
+        };
+        let mut lp = ListParams::default().limit(page);
+        if let Some(s) = selector {
+            lp = lp.labels(s);
+        }
+        Pages { source: Source::Asked(Some(Box::new((api, lp, ns.map(str::to_string))))) }
+    }
+
+    /// A list's pages, fetched one ahead of the reader: the next page is on its way while the
+    /// caller works on this one, and at most three pages are held (the caller's, one waiting,
+    /// one fetched). Dropping it stops the fetching.
+    pub fn list_ahead<K>(&self, ns: Option<&str>, selector: Option<&str>) -> Pages<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug
+            + Send
+            + 'static,
+    {
+        let api: Api<K> = match ns {
+            Some(ns) => self.api(ns),
+            None => Api::all(self.client.clone()),
+        };
+        let mut lp = ListParams::default().limit(PAGE);
+        if let Some(s) = selector {
+            lp = lp.labels(s);
+        }
+        let ns = ns.map(str::to_string);
+        let (mut tx, rx) = futures::channel::mpsc::channel(0);
+        let fetch = tokio::spawn(async move {
+            use futures::SinkExt;
+            loop {
+                let page =
+                    api.list(&lp).await.map_err(|e| classify(target::<K>("list", ns.as_deref(), None), e));
+                let next =
+                    page.as_ref().ok().and_then(|p| p.metadata.continue_.clone()).filter(|c| !c.is_empty());
+                if tx.send(page.map(|p| p.items)).await.is_err() {
+                    return;
+                }
+                match next {
+                    Some(c) => lp = lp.continue_token(&c),
+                    None => return,
+                }
+            }
+        });
+        Pages { source: Source::Ahead { rx, fetch: fetch.abort_handle() } }
     }
 
     /// Warning events in a namespace (the `type` field selector every release serves).

@@ -1,6 +1,7 @@
 //! The pure planning core: validated requests plus fetched cluster objects in, the exact
 //! objects to write out. No client, no clock, no I/O.
 
+pub mod by_namespace;
 pub mod create;
 pub mod drift;
 pub mod eligibility;

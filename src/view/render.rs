@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 use super::task::{TaskView, VIEW_API_VERSION, traffic_summary};
-use crate::output::{Cell, Color, Format, age, colored, paint, render_table, to_json, to_yaml};
+use crate::output::{
+    Cell, Color, Format, age, colored, paint, render_rows, render_table, to_json, to_yaml, widen,
+};
 
 #[derive(Serialize)]
 struct Envelope<'a, T: Serialize> {
@@ -12,11 +14,6 @@ struct Envelope<'a, T: Serialize> {
     kind: &'static str,
     #[serde(flatten)]
     body: &'a T,
-}
-
-#[derive(Serialize)]
-struct Items<'a> {
-    items: &'a [TaskView],
 }
 
 /// Seconds since an RFC 3339 timestamp, given now in Unix seconds.
@@ -46,83 +43,177 @@ fn traffic_cell(v: &TaskView) -> Cell {
     }
 }
 
+/// The whole list at once: what a list of one page prints.
 pub fn list(views: &[TaskView], format: Format, all_namespaces: bool, now: i64, color: bool) -> String {
-    match format {
-        Format::Json => to_json(&Envelope {
-            api_version: VIEW_API_VERSION,
-            kind: "TaskList",
-            body: &Items { items: views },
-        }),
-        Format::Yaml => to_yaml(&Envelope {
-            api_version: VIEW_API_VERSION,
-            kind: "TaskList",
-            body: &Items { items: views },
-        }),
-        Format::Name => {
-            views.iter().map(|v| format!("strategy.servicemesh.kubesphere.io/{}\n", v.name)).collect()
+    let mut p = ListPrinter::new(format, all_namespaces, now, color);
+    let mut out = p.page(views);
+    out.push_str(&p.finish());
+    out
+}
+
+/// Prints a list page by page, so that no more than a page of tasks is held: what one `page`
+/// call returns can be written out before the next page is read. The pages concatenated print
+/// what [`list`] prints for all of them at once, except that a table takes its column widths
+/// from the first page and widens them only for the pages after it, as kubectl's chunked
+/// output does.
+pub struct ListPrinter {
+    format: Format,
+    all_namespaces: bool,
+    now: i64,
+    color: bool,
+    rows: usize,
+    /// Whether the document's opening (JSON, YAML) is printed.
+    opened: bool,
+    /// The table's column widths, once its header is printed.
+    widths: Option<Vec<usize>>,
+}
+
+const JSON_ITEM_INDENT: &str = "    ";
+
+impl ListPrinter {
+    pub fn new(format: Format, all_namespaces: bool, now: i64, color: bool) -> Self {
+        ListPrinter { format, all_namespaces, now, color, rows: 0, opened: false, widths: None }
+    }
+
+    /// How many tasks were printed so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The document's opening, the first time only.
+    fn open(&mut self) -> String {
+        if std::mem::replace(&mut self.opened, true) {
+            return String::new();
         }
-        Format::Table | Format::Wide => {
-            if views.is_empty() {
-                return String::new();
-            }
-            let wide = format == Format::Wide;
-            let mut headers = vec![];
-            if all_namespaces {
-                headers.push("NAMESPACE");
-            }
-            headers.extend([
-                "NAME", "TYPE", "SERVICE", "VERSIONS", "READY", "TRAFFIC", "GOVERNOR", "POLICY", "AGE",
-            ]);
-            if wide {
-                headers.extend(["APP", "WORKLOADS"]);
-            }
-            let rows: Vec<Vec<Cell>> = views
-                .iter()
-                .map(|v| {
-                    let mut r: Vec<Cell> = vec![];
-                    if all_namespaces {
-                        r.push(v.namespace.clone().into());
-                    }
-                    r.push(colored(v.name.clone(), Color::Bold));
-                    r.push(v.task_type.clone().into());
-                    r.push(v.service.clone().into());
-                    r.push(
-                        format!(
-                            "{} -> {}",
-                            v.old_version,
-                            v.new_version.clone().unwrap_or_else(|| "?".into())
-                        )
-                        .into(),
-                    );
-                    r.push(ready_cell(v));
-                    r.push(traffic_cell(v));
-                    r.push(match &v.governor {
-                        Some(g) => colored(g.clone(), Color::Magenta),
-                        None => "-".into(),
-                    });
-                    r.push(v.policy.clone().into());
-                    r.push(
-                        seconds_since(v.created_at.as_deref(), now)
-                            .map(age)
-                            .unwrap_or_else(|| "-".into())
-                            .into(),
-                    );
-                    if wide {
-                        r.push(v.app.clone().unwrap_or_else(|| "-".into()).into());
-                        r.push(
-                            v.versions
-                                .iter()
-                                .map(|x| x.workload.clone())
-                                .collect::<Vec<_>>()
-                                .join(",")
-                                .into(),
-                        );
-                    }
-                    r
-                })
-                .collect();
-            render_table(&headers, &rows, color)
+        // Written by hand rather than by serde, which cannot leave a document open: the same
+        // bytes `to_json`/`to_yaml` give a whole TaskList up to its first item (tests compare).
+        match self.format {
+            Format::Json => format!(
+                "{{\n  \"apiVersion\": {},\n  \"kind\": \"TaskList\",\n  \"items\": [",
+                serde_json::to_string(VIEW_API_VERSION).expect("a string")
+            ),
+            Format::Yaml => format!("apiVersion: {VIEW_API_VERSION}\nkind: TaskList\nitems:"),
+            _ => String::new(),
         }
+    }
+
+    /// What to print for one page of tasks, in the order given.
+    pub fn page(&mut self, views: &[TaskView]) -> String {
+        let mut out = self.open();
+        match self.format {
+            Format::Json => {
+                for v in views {
+                    out.push_str(if self.rows == 0 { "\n" } else { ",\n" });
+                    let item = serde_json::to_string_pretty(v).expect("views serialise");
+                    indent(&mut out, &item, JSON_ITEM_INDENT, JSON_ITEM_INDENT);
+                    self.rows += 1;
+                }
+            }
+            Format::Yaml => {
+                for v in views {
+                    out.push('\n');
+                    let item = serde_yaml_ng::to_string(v).expect("views serialise");
+                    indent(&mut out, item.trim_end_matches('\n'), "- ", "  ");
+                    self.rows += 1;
+                }
+            }
+            Format::Name => {
+                for v in views {
+                    out.push_str(&format!("strategy.servicemesh.kubesphere.io/{}\n", v.name));
+                }
+                self.rows += views.len();
+            }
+            Format::Table | Format::Wide => {
+                let rows: Vec<Vec<Cell>> = views.iter().map(|v| self.table_row(v)).collect();
+                self.rows += views.len();
+                if rows.is_empty() {
+                    return out;
+                }
+                match &mut self.widths {
+                    Some(w) => widen(w, &rows),
+                    None => {
+                        let headers = self.headers();
+                        let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+                        widen(&mut w, &rows);
+                        let header: Vec<Cell> = headers.iter().map(|&h| h.into()).collect();
+                        out.push_str(&render_rows(&[header], &w, self.color));
+                        self.widths = Some(w);
+                    }
+                }
+                out.push_str(&render_rows(&rows, self.widths.as_deref().unwrap_or_default(), self.color));
+            }
+        }
+        out
+    }
+
+    /// What closes the list once every page is printed.
+    pub fn finish(&mut self) -> String {
+        let mut out = self.open();
+        match (self.format, self.rows) {
+            (Format::Json, 0) => out.push_str("]\n}\n"),
+            (Format::Json, _) => out.push_str("\n  ]\n}\n"),
+            (Format::Yaml, 0) => out.push_str(" []\n"),
+            (Format::Yaml, _) => out.push('\n'),
+            _ => {}
+        }
+        out
+    }
+
+    fn headers(&self) -> Vec<&'static str> {
+        let mut headers = vec![];
+        if self.all_namespaces {
+            headers.push("NAMESPACE");
+        }
+        headers
+            .extend(["NAME", "TYPE", "SERVICE", "VERSIONS", "READY", "TRAFFIC", "GOVERNOR", "POLICY", "AGE"]);
+        if self.format == Format::Wide {
+            headers.extend(["APP", "WORKLOADS"]);
+        }
+        headers
+    }
+
+    fn table_row(&self, v: &TaskView) -> Vec<Cell> {
+        let mut r: Vec<Cell> = vec![];
+        if self.all_namespaces {
+            r.push(v.namespace.clone().into());
+        }
+        r.push(colored(v.name.clone(), Color::Bold));
+        r.push(v.task_type.clone().into());
+        r.push(v.service.clone().into());
+        r.push(
+            format!("{} -> {}", v.old_version, v.new_version.clone().unwrap_or_else(|| "?".into())).into(),
+        );
+        r.push(ready_cell(v));
+        r.push(traffic_cell(v));
+        r.push(match &v.governor {
+            Some(g) => colored(g.clone(), Color::Magenta),
+            None => "-".into(),
+        });
+        r.push(v.policy.clone().into());
+        r.push(
+            seconds_since(v.created_at.as_deref(), self.now).map(age).unwrap_or_else(|| "-".into()).into(),
+        );
+        if self.format == Format::Wide {
+            r.push(v.app.clone().unwrap_or_else(|| "-".into()).into());
+            r.push(v.versions.iter().map(|x| x.workload.clone()).collect::<Vec<_>>().join(",").into());
+        }
+        r
+    }
+}
+
+/// Appends `text` with `first` before its first line and `rest` before each later non-empty
+/// one: an item serialised alone, nested as the serialiser nests it in a whole list.
+fn indent(out: &mut String, text: &str, first: &str, rest: &str) {
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if i == 0 {
+            out.push_str(first);
+        } else if !line.is_empty() {
+            out.push_str(rest);
+        }
+        out.push_str(line);
     }
 }
 
@@ -357,6 +448,97 @@ mod snapshot_tests {
     }
 
     const NOW: i64 = 1_767_225_600 + 300;
+
+    /// What `list` printed before it streamed: the whole TaskList serialised at once.
+    fn whole(views: &[TaskView], format: Format) -> String {
+        #[derive(Serialize)]
+        struct Items<'a> {
+            items: &'a [TaskView],
+        }
+        let e = Envelope { api_version: VIEW_API_VERSION, kind: "TaskList", body: &Items { items: views } };
+        match format {
+            Format::Json => to_json(&e),
+            _ => to_yaml(&e),
+        }
+    }
+
+    fn named(ns: &str, name: &str) -> TaskView {
+        TaskView { name: name.into(), namespace: ns.into(), ..view() }
+    }
+
+    fn printed(pages: &[&[TaskView]], format: Format, all_namespaces: bool) -> String {
+        let mut p = ListPrinter::new(format, all_namespaces, NOW, false);
+        let mut out: String = pages.iter().map(|page| p.page(page)).collect();
+        out.push_str(&p.finish());
+        out
+    }
+
+    #[test]
+    fn json_and_yaml_printed_page_by_page_are_the_bytes_of_the_whole_list() {
+        let mut odd = named("demo", "odd");
+        // Nesting a serialiser must get right: a multi-line string (a YAML block scalar, with
+        // an empty line), nested lists, quoting.
+        odd.routing.matches = Some("header x-beta=1\n\nos=\"ios\" -> v2".into());
+        odd.events = vec![crate::view::task::EventView {
+            at: "2026-01-01T00:00:00Z".into(),
+            object: "pod/reviews-v2-1".into(),
+            reason: "BackOff".into(),
+            message: "line one\nline two: yes\n".into(),
+            count: 2,
+        }];
+        let (a, b, c) = (named("a", "t1"), odd, named("b-c", "t3"));
+        let all = [a.clone(), b.clone(), c.clone()];
+        // (case, pages, the whole list they make)
+        type Case<'a> = (&'a str, Vec<&'a [TaskView]>, &'a [TaskView]);
+        let cases: [Case; 4] = [
+            ("no page", vec![], &[]),
+            ("one empty page", vec![&[]], &[]),
+            ("one task", vec![std::slice::from_ref(&a)], std::slice::from_ref(&a)),
+            ("three tasks in pages of 1, 0 and 2", vec![&all[..1], &[], &all[1..]], &all),
+        ];
+        for (case, pages, want) in cases {
+            for format in [Format::Json, Format::Yaml] {
+                let got = printed(&pages, format, true);
+                assert_eq!(got, whole(want, format), "{case}, {format:?}");
+            }
+            let y: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(&printed(&pages, Format::Yaml, true)).unwrap();
+            assert_eq!(y["items"].as_sequence().map(Vec::len), Some(want.len()), "{case}");
+        }
+    }
+
+    #[test]
+    fn a_streamed_table_takes_its_widths_from_the_first_page_and_widens_for_later_ones() {
+        let (a, b) = (named("demo", "a"), named("demo", "b"));
+        let long = named("demo", "a-much-longer-task-name");
+        let out = printed(&[std::slice::from_ref(&a), &[b], &[long]], Format::Table, false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "one header for all pages:\n{out}");
+        assert!(lines[0].starts_with("NAME   TYPE     SERVICE"), "{out}");
+        assert!(lines[1].starts_with("a      canary   reviews"), "{out}");
+        assert!(lines[2].starts_with("b      canary   reviews"), "{out}");
+        assert!(lines[3].starts_with("a-much-longer-task-name   canary   reviews"), "{out}");
+        // A list of one page is the table it always was.
+        assert_eq!(
+            printed(&[std::slice::from_ref(&a)], Format::Table, false),
+            list(&[a], Format::Table, false, NOW, false)
+        );
+    }
+
+    #[test]
+    fn an_empty_list_prints_no_table_and_counts_no_rows() {
+        for format in [Format::Table, Format::Wide, Format::Name] {
+            let mut p = ListPrinter::new(format, true, NOW, false);
+            assert_eq!(p.page(&[]) + &p.finish(), "", "{format:?}");
+            assert_eq!(p.rows(), 0);
+        }
+        let mut p = ListPrinter::new(Format::Name, true, NOW, false);
+        assert_eq!(
+            p.page(&[named("a", "x"), named("b", "y")]),
+            "strategy.servicemesh.kubesphere.io/x\nstrategy.servicemesh.kubesphere.io/y\n"
+        );
+        assert_eq!(p.rows(), 2);
+    }
 
     #[test]
     fn the_list_table_reads_like_kubectl() {
