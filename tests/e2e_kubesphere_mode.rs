@@ -196,4 +196,18 @@ fn client_routing_gives_the_destination_rule_the_apps_service_policy() {
     assert!(subsets[0].get("trafficPolicy").is_none(), "{}", dr["spec"]);
     assert_eq!(subsets[1]["name"], "v2");
     assert_eq!(subsets[1]["trafficPolicy"], pool, "{}", dr["spec"]);
+
+    // A changed ServicePolicy: a shift writes no DestinationRule (its subsets stay), so the
+    // policy waits for the next DestinationRule write; sync reads it and writes it now.
+    let rr = json!({"loadBalancer": {"simple": "ROUND_ROBIN"}});
+    let mut changed = policy.clone();
+    changed["spec"]["template"]["spec"]["trafficPolicy"] = rr.clone();
+    kubectl_stdin(&["apply", "-n", n, "-f", "-"], &changed.to_string()).ok();
+    grayscale(&["shift", "rc", "-n", n, "--weight", "30", "--routing", "client"]).ok();
+    let dr = get(n, "destinationrule", "reviews").unwrap();
+    assert_eq!(dr["spec"]["trafficPolicy"], lb, "a shift leaves the DestinationRule alone: {}", dr["spec"]);
+    grayscale(&["sync", "rc", "-n", n, "--routing", "client"]).ok();
+    let dr = get(n, "destinationrule", "reviews").unwrap();
+    assert_eq!(dr["spec"]["trafficPolicy"], rr, "{}", dr["spec"]);
+    assert_eq!(dr["spec"]["subsets"][1]["trafficPolicy"], pool, "{}", dr["spec"]);
 }

@@ -29,8 +29,15 @@ fn bind(ns: &str, role: &Value) {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kubectl-grayscale"},
         "subjects": [{"kind": "User", "name": "restricted-user", "apiGroup": "rbac.authorization.k8s.io"}]});
     kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &binding.to_string()).ok();
-    // RBAC changes reach the authorizer through a watch: wait until the last rule is seen.
-    let last = role["rules"].as_array().unwrap().last().cloned();
+    // RBAC changes reach the authorizer through a watch: wait until the last rule is seen. A
+    // required one: an optional rule may name a kind this plane does not serve (Argo Rollouts),
+    // which `auth can-i` always denies.
+    let opt = optional(role);
+    let rules = role["rules"].as_array().unwrap();
+    let last = (0..rules.len())
+        .rev()
+        .find(|&i| !opt.contains(&named(role, i, rules[i]["verbs"][0].as_str().unwrap())))
+        .map(|i| rules[i].clone());
     if let Some(rule) = last {
         let verb = rule["verbs"][0].as_str().unwrap();
         let group = rule["apiGroups"][0].as_str().unwrap();

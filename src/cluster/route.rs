@@ -26,7 +26,7 @@ use crate::plan::routing::{self, RoutingChoice};
 
 pub use super::read::read_live;
 pub use super::routing::{
-    RoutedBy, converge, kubesphere_routes, plan_of, route, route_without_task, wait_routed_away,
+    Policies, RoutedBy, converge, kubesphere_routes, plan_of, route, route_without_task, wait_routed_away,
     with_service_policy, write_plan, write_routing,
 };
 
@@ -243,7 +243,7 @@ pub(super) async fn finish(
 ) -> Result<Outcome> {
     let after = live.task.clone();
     let name = live.identity.task.clone();
-    let routed = match route(kube, ns, live, req.choice, forced(req, &after)).await {
+    let routed = match route(kube, ns, live, req.choice, forced(req, &after), Policies::WithSubsets).await {
         Ok(r) => r,
         // A take-over that may not write routing puts the task back, so that task and routing
         // still agree, and names the missing permission (exit 5).

@@ -27,6 +27,15 @@ pub(super) fn pauses() -> impl Iterator<Item = std::time::Duration> {
         .build()
 }
 
+/// When the app's ServicePolicy is read: right before a DestinationRule write the task's
+/// versions call for (every verb), or also when they call for none (`sync`, so that a changed
+/// ServicePolicy reaches the DestinationRule without waiting for a version to come or go).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policies {
+    WithSubsets,
+    Always,
+}
+
 pub enum RoutedBy {
     Client(Box<RoutingPlan>),
     /// KubeSphere's controllers route; `mirror_repaired`: the plugin set the task's mirror on
@@ -55,6 +64,7 @@ pub async fn route(
     mut live: Live,
     choice: RoutingChoice,
     force: Option<String>,
+    policies: Policies,
 ) -> Result<RoutedBy> {
     let name = live.identity.task.clone();
     check_api(choice, &live)?;
@@ -95,7 +105,7 @@ pub async fn route(
         }
         let plan = plan_of(&live, force.as_deref())?;
         crate::failpoint::gate(crate::failpoint::BEFORE_ROUTING_WRITE).await;
-        match write_routing(kube, ns, &plan, &live, Write::Real).await {
+        match write_routing(kube, ns, &plan, &live, Write::Real, policies).await {
             Ok(()) => return Ok(RoutedBy::Client(Box::new(plan))),
             Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
                 live = after_conflict(kube, ns, &name, &mut pauses).await?;
@@ -210,7 +220,7 @@ pub fn plan_of(live: &Live, force: Option<&str>) -> Result<RoutingPlan> {
 /// Reads everything again and brings the routing to what the task derives.
 pub async fn converge(kube: &Kube, ns: &str, name: &str, choice: RoutingChoice) -> Result<RoutedBy> {
     let live = read_live(kube, ns, name, false).await?.0;
-    route(kube, ns, live, choice, None).await
+    route(kube, ns, live, choice, None, Policies::WithSubsets).await
 }
 
 /// The DestinationRule as written: with the traffic policies of the ServicePolicy labelled for
@@ -267,11 +277,18 @@ pub async fn write_plan(
 /// Writes what differs from the live objects: the DestinationRule first, so the VirtualService
 /// never names a subset it lacks; the VirtualService guarded by the resourceVersion it was read
 /// at. Nothing is written when no version has ready pods.
-pub async fn write_routing(kube: &Kube, ns: &str, r: &RoutingPlan, live: &Live, write: Write) -> Result<()> {
+pub async fn write_routing(
+    kube: &Kube,
+    ns: &str,
+    r: &RoutingPlan,
+    live: &Live,
+    write: Write,
+    policies: Policies,
+) -> Result<()> {
     if r.mode == routing::RoutingMode::Empty {
         return Ok(());
     }
-    if routing::dr_differs(live.dr.as_ref(), &r.destination_rule) {
+    if policies == Policies::Always || routing::dr_differs(live.dr.as_ref(), &r.destination_rule) {
         let dr = with_service_policy(kube, ns, live_service(live)?, &r.destination_rule).await?;
         if routing::dr_differs(live.dr.as_ref(), &dr) {
             kube.apply(ns, &dr, write, true).await?;

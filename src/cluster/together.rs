@@ -26,7 +26,7 @@ use super::route::{
     Judged, Outcome, Progress, Request, attempts, finish, forced, judge, put_back, routing_failed,
 };
 use super::routing::{
-    RoutedBy, check_api, converge, gateway_plan_of, kubesphere_routes, plan_of, write_routing,
+    Policies, RoutedBy, check_api, converge, gateway_plan_of, kubesphere_routes, plan_of, write_routing,
 };
 use super::task::{change_patch, new_write_id, write_change};
 use crate::error::{Error, Result};
@@ -109,7 +109,7 @@ enum Planned {
 async fn write_planned(kube: &Kube, ns: &str, planned: Planned, live: &Live) -> Result<RoutedBy> {
     match planned {
         Planned::Client(plan) => {
-            write_routing(kube, ns, &plan, live, Write::Real).await?;
+            write_routing(kube, ns, &plan, live, Write::Real, Policies::WithSubsets).await?;
             Ok(RoutedBy::Client(plan))
         }
         Planned::Gateway(plan) => {

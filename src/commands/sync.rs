@@ -2,7 +2,7 @@ use clap::Args;
 
 use super::Context;
 use crate::cluster::access::preflight_with;
-use crate::cluster::route::{RoutedBy, kubesphere_routes, mode_of, read_live, route};
+use crate::cluster::route::{Policies, RoutedBy, kubesphere_routes, mode_of, read_live, route};
 use crate::error::Result;
 use crate::plan::live::{Expect, check_owners};
 use crate::plan::rbac;
@@ -35,7 +35,7 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> Result<()> {
     }
     let perms = rbac::needs(rbac::Verb::Sync, mode_of(args.routing, &live));
     preflight_with(&kube, &ns, &format!("syncing task {}", args.name), &perms, rules.flatten()).await?;
-    let (mode, service, first) = match route(&kube, &ns, live, args.routing, None).await? {
+    let (mode, service, first) = match route(&kube, &ns, live, args.routing, None, Policies::Always).await? {
         RoutedBy::Client(o) => (o.mode, o.service, o.subsets.first().cloned().unwrap_or_default()),
         RoutedBy::Gateway(o) => (o.mode, o.service, o.subsets.first().cloned().unwrap_or_default()),
         RoutedBy::Kubesphere { mirror_repaired: false } => {

@@ -147,7 +147,8 @@ pub const ANN_OPTIONAL: &str = "grayscale.kubectl.io/optional-rules";
 
 /// Said above the optional rules of a printed Role.
 pub const OPTIONAL_NOTE: &str = "Optional: not checked before a change; without them owner detection \
-falls back to annotations and managedFields (it says so at -v 6), and a take-over records no Event.";
+falls back to annotations and managedFields (it says so at -v 6), a take-over records no Event, and a \
+DestinationRule keeps its live traffic policies instead of the app's ServicePolicy.";
 
 /// Reading Prometheus through the API server's service proxy: Istio's addon with client
 /// routing, KubeSphere's monitoring Prometheus where KubeSphere routes.
@@ -189,6 +190,13 @@ fn event() -> Vec<Perm> {
     optional("", "events", &["create"])
 }
 
+/// The app's ServicePolicy, read before a client-mode DestinationRule write
+/// (`cluster::routing::with_service_policy`). Without it the live traffic policies stay, as
+/// they do where KubeSphere is not installed: optional.
+fn service_policies() -> Vec<Perm> {
+    optional(SM, "servicepolicies", &["list"])
+}
+
 /// Reading and writing routing after a task changed (`ops::converge`).
 fn routing(mode: Mode) -> Vec<Perm> {
     let mut out = p(ISTIO, "virtualservices", &["get", "patch"]);
@@ -196,6 +204,7 @@ fn routing(mode: Mode) -> Vec<Perm> {
         out.extend(p("", "services", &["get"]));
         out.extend(p("", "pods", &["list"]));
         out.extend(p(ISTIO, "destinationrules", &["patch"]));
+        out.extend(service_policies());
     }
     out
 }
@@ -222,6 +231,7 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
                     v.extend(p(ISTIO, "destinationrules", &["patch", "create"]));
                     v.extend(p(ISTIO, "virtualservices", &["patch", "create"]));
                     v.extend(p("", "pods", &["list"]));
+                    v.extend(service_policies());
                 }
                 Mode::Kubesphere => {
                     v.extend(p(ISTIO, "destinationrules", &["list", "watch"]));
@@ -341,6 +351,7 @@ const GATEWAY: &str = "gateway.networking.k8s.io";
 fn on_gateway_api(verb: Verb, client: Vec<Perm>) -> Vec<Perm> {
     let mut out: Vec<Perm> = client
         .into_iter()
+        .filter(|p| p.resource != "servicepolicies")
         .map(|p| match (p.group, p.resource) {
             (ISTIO, "virtualservices") => Perm { group: GATEWAY, resource: "httproutes", ..p },
             (ISTIO, "destinationrules") => {
@@ -545,6 +556,26 @@ mod tests {
     }
 
     #[test]
+    fn only_client_routing_reads_the_apps_service_policy_and_never_requires_it() {
+        for verb in [Verb::Create, Verb::Shift, Verb::Sync, Verb::Offline, Verb::Undo] {
+            assert_eq!(
+                has_opt(&needs(verb, Mode::Client), SM, "servicepolicies", "list"),
+                Some(true),
+                "{verb:?}"
+            );
+            for mode in [Mode::Kubesphere, Mode::Gateway] {
+                assert_eq!(
+                    has_opt(&needs(verb, mode), SM, "servicepolicies", "list"),
+                    None,
+                    "{verb:?} {mode:?}"
+                );
+            }
+        }
+        // A take-over writes no DestinationRule unless a version's readiness changed: nothing more.
+        assert_eq!(has_opt(&needs(Verb::Takeover, Mode::Client), SM, "servicepolicies", "list"), None);
+    }
+
+    #[test]
     fn reading_every_namespace_and_installing_the_crd_need_a_cluster_role() {
         let r = roles(&needs(Verb::ListAll, Mode::Client), "demo", "grayscale");
         assert_eq!(r.len(), 1);
@@ -666,9 +697,12 @@ mod tests {
     fn optional_rules_come_last_under_a_comment_and_are_named_by_an_annotation() {
         let r = roles(&needs(Verb::Shift, Mode::Client), "demo", "oncall");
         let role = &r[0];
-        assert_eq!(role["metadata"]["annotations"][ANN_OPTIONAL], "create events, list rollouts.argoproj.io");
+        assert_eq!(
+            role["metadata"]["annotations"][ANN_OPTIONAL],
+            "create events, list rollouts.argoproj.io, list servicepolicies.servicemesh.kubesphere.io"
+        );
         let rules = role["rules"].as_array().unwrap();
-        assert_eq!(rules.last().unwrap()["resources"], json!(["rollouts"]));
+        assert_eq!(rules.last().unwrap()["resources"], json!(["servicepolicies"]));
         // Every change's Event is best effort: it comes last with the Rollouts, under one comment.
         let t = roles(&needs(Verb::Takeover, Mode::Client), "demo", "oncall");
         assert_eq!(t[0]["metadata"]["annotations"][ANN_OPTIONAL], "create events, list rollouts.argoproj.io");
