@@ -129,11 +129,7 @@ pub async fn change(
     // Who the user is (for the journal and the Event) goes out with the first read round.
     let (first, user) = tokio::join!(read_live(kube, ns, name, req.preflight), super::whoami::user(kube));
     let kube = &kube.clone().with_user(user);
-    let first = first?;
-    if req.together {
-        return super::together::change(kube, ns, name, &req, &make, progress, first).await;
-    }
-    attempts(kube, ns, name, &req, &make, progress, Some(first), None).await
+    on_read_round(kube, ns, name, &req, &make, progress, first?).await
 }
 
 /// `change` on a read round already made and judged (a take-over across clusters reads every
@@ -148,10 +144,23 @@ pub async fn change_after(
     progress: &Progress,
     live: Live,
 ) -> Result<Outcome> {
+    on_read_round(kube, ns, name, &req, &make, progress, (live, None)).await
+}
+
+/// The writes after a read round: together (a take-over), or one after the other.
+async fn on_read_round(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    req: &Request<'_>,
+    make: &impl Fn(&Strategy) -> Result<Change>,
+    progress: &Progress,
+    first: (Live, Option<super::access::Rules>),
+) -> Result<Outcome> {
     if req.together {
-        return super::together::change(kube, ns, name, &req, &make, progress, (live, None)).await;
+        return super::together::change(kube, ns, name, req, make, progress, first).await;
     }
-    attempts(kube, ns, name, &req, &make, progress, Some((live, None)), None).await
+    attempts(kube, ns, name, req, make, progress, Some(first), None).await
 }
 
 /// The guarded write of the task, then its routing, attempt after attempt on fresh state.
