@@ -171,6 +171,11 @@ fn the_plugin_owns_what_it_wrote_and_drift_names_the_manager_that_changed_the_ro
     assert_eq!((&st["drift"], &st["driftBy"]), (&json!(false), &Value::Null), "{st}");
     let last = st["lastChange"].as_str().unwrap();
     assert!(last.starts_with(&format!("shift by {} at ", audit.id)), "{last}");
+    // `list` judges readiness from the Deployments' status, which kube-controller-manager
+    // updates a moment after the pods: wait until it counts the new version's pod.
+    wait_for("reviews-v2's status to count its ready pod", std::time::Duration::from_secs(60), || {
+        get(n, "deployment", "reviews-v2").is_some_and(|d| d["status"]["readyReplicas"] == 1)
+    });
     let row = grayscale(&["list", "-n", n]).ok().stdout;
     assert!(!row.contains("drift"), "{row}");
     assert!(owned_by(&vs, "console-edit").is_none());
