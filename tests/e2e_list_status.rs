@@ -125,6 +125,11 @@ fn list_all_namespaces_judges_each_task_by_its_own_namespace() {
     let b = Namespace::new("lwb");
     canary_task(&a.name, "1", "20");
     canary_task(&b.name, "2", "20");
+    // `list` judges readiness from the Deployments' status, which lags the pods `create`
+    // watched: wait until it counts them, or the rows would show a lag, not the namespaces.
+    for ns in [&a, &b] {
+        wait_ready(&ns.name, "reviews-v2", std::time::Duration::from_secs(60));
+    }
     let patch = json!([{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 10},
         {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 90}]);
     kubectl(&[
