@@ -199,3 +199,107 @@ fn an_unknown_task_is_a_not_found_error_with_a_hint() {
     assert!(r.stderr.contains("task"), "{}", r.stderr);
     assert!(r.stderr.contains("kubectl grayscale list"), "{}", r.stderr);
 }
+
+/// `n` console-shaped canary tasks `t-0001`... in `ns`, labelled `page-test=<ns>`, in one
+/// `kubectl create`.
+fn many_tasks(ns: &str, n: usize) {
+    let items: Vec<serde_json::Value> = (1..=n)
+        .map(|i| {
+            json!({
+                "apiVersion": "servicemesh.kubesphere.io/v1alpha2",
+                "kind": "Strategy",
+                "metadata": {"name": format!("t-{i:04}"), "namespace": ns, "labels": {"app": "reviews", "page-test": ns}},
+                "spec": {
+                    "type": "Canary", "principal": "v1", "strategyPolicy": "WaitForWorkloadReady",
+                    "selector": {"matchLabels": {"app": "reviews"}},
+                    "template": {"spec": {"hosts": ["reviews"], "http": [{"route": [
+                        {"destination": {"host": "reviews", "subset": "v1"}, "weight": 70},
+                        {"destination": {"host": "reviews", "subset": "v2"}, "weight": 30}]}]}}
+                }
+            })
+        })
+        .collect();
+    kubectl_stdin(
+        &["create", "-f", "-"],
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    )
+    .ok();
+}
+
+/// `namespace/name` of the items of a list, in its order: `list`'s rows, or (`objects`) the
+/// API's objects.
+fn keys(items: &serde_json::Value, objects: bool) -> Vec<String> {
+    let at = |t: &serde_json::Value| if objects { t["metadata"].clone() } else { t.clone() };
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(at)
+        .map(|t| format!("{}/{}", s(&t["namespace"]), s(&t["name"])))
+        .collect()
+}
+
+#[test]
+fn list_all_past_its_first_page_lists_namespace_by_namespace_in_kubectls_order() {
+    // 810 tasks in two namespaces that sort after the other tests' ("zz"): the first page of
+    // 500 ends in the first of them at the latest, so the rest is listed namespace by
+    // namespace, from that one (listed again, whole) on.
+    let a = Namespace::new("zz-pages-a");
+    let b = Namespace::new("zz-pages-b");
+    many_tasks(&a.name, 510);
+    many_tasks(&b.name, 300);
+    let ours = |ns: &str| ns == a.name || ns == b.name;
+    let want: Vec<String> = [(&a.name, 510), (&b.name, 300)]
+        .iter()
+        .flat_map(|(ns, n)| (1..=*n).map(move |i| format!("{ns}/t-{i:04}")))
+        .collect();
+
+    let audit = Audit::mark();
+    let mut args = vec!["list", "-A", "-o", "json"];
+    args.extend(audit.tag());
+    let j = grayscale(&args).ok().json();
+    let all = keys(&j["items"], false);
+    let got: Vec<String> = all.iter().filter(|k| ours(k.split('/').next().unwrap())).cloned().collect();
+    assert_eq!(got, want, "every task once, in key order");
+    // The same order as kubectl's for every task both saw (other tests come and go meanwhile).
+    let theirs = keys(
+        &kubectl(&["get", "strategies.servicemesh.kubesphere.io", "-A", "-o", "json"]).ok().json()["items"],
+        true,
+    );
+    let both =
+        |x: &Vec<String>, y: &Vec<String>| x.iter().filter(|k| y.contains(k)).cloned().collect::<Vec<_>>();
+    assert_eq!(both(&all, &theirs), both(&theirs, &all));
+    // The first page across namespaces and the namespaces in one round, then a's two pages
+    // (510 tasks) and b's one.
+    let reqs = audit.requests();
+    let count = |verb: &str, resource: &str, ns: &str| {
+        reqs.iter().filter(|e| e.verb == verb && e.resource == resource && e.namespace == ns).count()
+    };
+    assert_eq!(count("list", "strategies", ""), 1, "{reqs:#?}");
+    assert_eq!(count("list", "namespaces", ""), 1, "{reqs:#?}");
+    assert_eq!(
+        (count("list", "strategies", &a.name), count("list", "strategies", &b.name)),
+        (2, 1),
+        "{reqs:#?}"
+    );
+
+    // With a label selector the server counts nothing past the page: one chain of pages.
+    let audit = Audit::mark();
+    let selector = format!("page-test in ({},{})", a.name, b.name);
+    let mut args = vec!["list", "-A", "-o", "json", "-l", &selector];
+    args.extend(audit.tag());
+    let j = grayscale(&args).ok().json();
+    assert_eq!(keys(&j["items"], false), want);
+    let reqs = audit.requests();
+    let lists: Vec<(String, String)> = reqs
+        .iter()
+        .filter(|e| e.resource == "strategies")
+        .map(|e| (e.verb.clone(), e.namespace.clone()))
+        .collect();
+    assert_eq!(
+        lists,
+        [("list".to_string(), String::new()), ("list".to_string(), String::new())],
+        "{reqs:#?}"
+    );
+}

@@ -8,6 +8,7 @@ mod errors;
 pub mod events;
 pub mod gateway;
 pub mod identity_cache;
+mod list_all;
 mod objects;
 pub mod prometheus;
 mod read;

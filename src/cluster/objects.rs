@@ -12,7 +12,7 @@ use crate::FIELD_MANAGER;
 use crate::error::Result;
 
 /// Objects per page of a list, as kubectl's `--chunk-size` default.
-const PAGE: u32 = 500;
+pub(super) const PAGE: u32 = 500;
 
 /// The pages of a list as they come (`Kube::list_ahead`, `Kube::list_asked`).
 pub struct Pages<K> {
@@ -52,6 +52,46 @@ where
                 }
                 Some(page.map(|p| p.items))
             }
+        }
+    }
+}
+
+/// Where pages fetched ahead go; the list stops when the reader is gone.
+pub(super) type PageSender<K> = futures::channel::mpsc::Sender<Result<Vec<K>>>;
+
+impl<K> Pages<K> {
+    /// Pages sent by a task of their own (`fetch`, stopped when they are dropped).
+    pub(super) fn ahead(
+        rx: futures::channel::mpsc::Receiver<Result<Vec<K>>>,
+        fetch: tokio::task::AbortHandle,
+    ) -> Self {
+        Pages { source: Source::Ahead { rx, fetch } }
+    }
+}
+
+/// Sends the pages of a list from `lp` on, following continue tokens, up to the last page or
+/// the first failure. True when the last page was sent, false after a failure or when the
+/// reader is gone.
+pub(super) async fn follow<K>(
+    api: &Api<K>,
+    mut lp: ListParams,
+    ns: Option<&str>,
+    tx: &mut PageSender<K>,
+) -> bool
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
+{
+    use futures::SinkExt;
+    loop {
+        let page = api.list(&lp).await.map_err(|e| classify(target::<K>("list", ns, None), e));
+        let next = page.as_ref().ok().and_then(|p| p.metadata.continue_.clone()).filter(|c| !c.is_empty());
+        let failed = page.is_err();
+        if tx.send(page.map(|p| p.items)).await.is_err() || failed {
+            return false;
+        }
+        match next {
+            Some(c) => lp = lp.continue_token(&c),
+            None => return true,
         }
     }
 }
@@ -206,22 +246,9 @@ impl Kube {
         let ns = ns.map(str::to_string);
         let (mut tx, rx) = futures::channel::mpsc::channel(0);
         let fetch = tokio::spawn(async move {
-            use futures::SinkExt;
-            loop {
-                let page =
-                    api.list(&lp).await.map_err(|e| classify(target::<K>("list", ns.as_deref(), None), e));
-                let next =
-                    page.as_ref().ok().and_then(|p| p.metadata.continue_.clone()).filter(|c| !c.is_empty());
-                if tx.send(page.map(|p| p.items)).await.is_err() {
-                    return;
-                }
-                match next {
-                    Some(c) => lp = lp.continue_token(&c),
-                    None => return,
-                }
-            }
+            follow(&api, lp, ns.as_deref(), &mut tx).await;
         });
-        Pages { source: Source::Ahead { rx, fetch: fetch.abort_handle() } }
+        Pages::ahead(rx, fetch.abort_handle())
     }
 
     /// Warning events in a namespace (the `type` field selector every release serves).

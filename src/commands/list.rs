@@ -135,7 +135,10 @@ pub async fn run(ctx: &Context, args: ListArgs) -> Result<()> {
     // The tasks page by page, each page turned into rows, printed and dropped; the objects
     // around them are walked along, one namespace held at a time: memory stays flat at any
     // number of tasks, with one request per page of each kind.
-    let mut tasks = kube.list_ahead::<Strategy>(ns, args.selector.as_deref());
+    let mut tasks = match ns {
+        Some(ns) => kube.list_ahead::<Strategy>(Some(ns), args.selector.as_deref()),
+        None => kube.tasks_everywhere(args.selector.as_deref()),
+    };
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let mut printer = ListPrinter::new(args.output, args.all_namespaces, now, ctx.ui.color);
     let mut here: Option<(String, Around)> = None;

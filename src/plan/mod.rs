@@ -12,6 +12,7 @@ pub mod gate;
 pub mod gitops;
 pub mod identity;
 pub mod journal;
+pub mod list_split;
 pub mod live;
 pub mod new_version;
 pub mod operate;

@@ -148,7 +148,8 @@ pub const ANN_OPTIONAL: &str = "grayscale.kubectl.io/optional-rules";
 /// Said above the optional rules of a printed Role.
 pub const OPTIONAL_NOTE: &str = "Optional: not checked before a change; without them owner detection \
 falls back to annotations and managedFields (it says so at -v 6), a take-over records no Event, and a \
-DestinationRule keeps its live traffic policies instead of the app's ServicePolicy.";
+DestinationRule keeps its live traffic policies instead of the app's ServicePolicy; `list` shows no \
+drift, and `list -A` reads the tasks as one chain of pages.";
 
 /// Reading Prometheus through the API server's service proxy: Istio's addon with client
 /// routing, KubeSphere's monitoring Prometheus where KubeSphere routes.
@@ -212,6 +213,10 @@ fn routing(mode: Mode) -> Vec<Perm> {
 /// Everything `verb` needs in `mode`, sorted and without duplicates.
 pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
     if mode == Mode::Gateway {
+        if matches!(verb, Verb::List | Verb::ListAll) {
+            // `list` tells drift from VirtualServices only (a Gateway API task's is in `status`).
+            return merge(needs(verb, Mode::Client).into_iter().filter(|p| p.group != ISTIO).collect());
+        }
         return merge(on_gateway_api(verb, needs(verb, Mode::Client)));
     }
     let out = match verb {
@@ -243,9 +248,19 @@ pub fn needs(verb: Verb, mode: Mode) -> Vec<Perm> {
         Verb::List => {
             let mut v = p(SM, "strategies", &["list"]);
             v.extend(p("apps", "deployments", &["list"]));
+            // Drift: without them the rows come without it.
+            v.extend(optional("", "services", &["list"]));
+            v.extend(optional(ISTIO, "virtualservices", &["list"]));
             v
         }
-        Verb::ListAll => needs(Verb::List, mode).into_iter().map(|p| Perm { cluster: true, ..p }).collect(),
+        Verb::ListAll => {
+            let mut v: Vec<Perm> =
+                needs(Verb::List, mode).into_iter().map(|p| Perm { cluster: true, ..p }).collect();
+            // Listing namespace by namespace past the first page (`cluster::list_all`): without
+            // it the tasks come as one chain of pages.
+            v.extend(optional("", "namespaces", &["list"]).into_iter().map(|p| Perm { cluster: true, ..p }));
+            v
+        }
         Verb::Status => {
             let mut v = p(SM, "strategies", &["get"]);
             v.extend(p("apps", "deployments", &["list"]));
@@ -573,6 +588,24 @@ mod tests {
         }
         // A take-over writes no DestinationRule unless a version's readiness changed: nothing more.
         assert_eq!(has_opt(&needs(Verb::Takeover, Mode::Client), SM, "servicepolicies", "list"), None);
+    }
+
+    #[test]
+    fn list_needs_only_the_tasks_and_deployments_and_may_read_the_routing_and_namespaces() {
+        for m in [Mode::Client, Mode::Kubesphere, Mode::Gateway] {
+            for v in [Verb::List, Verb::ListAll] {
+                let n = needs(v, m);
+                assert_eq!(has_opt(&n, SM, "strategies", "list"), Some(false), "{v:?} {m:?}");
+                assert_eq!(has_opt(&n, "apps", "deployments", "list"), Some(false), "{v:?} {m:?}");
+                assert_eq!(has_opt(&n, "", "services", "list"), Some(true), "{v:?} {m:?}");
+                let vs = (m != Mode::Gateway).then_some(true);
+                assert_eq!(has_opt(&n, ISTIO, "virtualservices", "list"), vs, "{v:?} {m:?}");
+                assert_eq!(n.iter().filter(|p| !p.optional).count(), 2, "{v:?} {m:?}: {n:?}");
+            }
+            assert_eq!(has_opt(&needs(Verb::ListAll, m), "", "namespaces", "list"), Some(true));
+            assert_eq!(has_opt(&needs(Verb::List, m), "", "namespaces", "list"), None);
+            assert!(needs(Verb::ListAll, m).iter().all(|p| p.cluster), "{m:?}");
+        }
     }
 
     #[test]
