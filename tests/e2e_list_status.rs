@@ -302,4 +302,23 @@ fn list_all_past_its_first_page_lists_namespace_by_namespace_in_kubectls_order()
         [("list".to_string(), String::new()), ("list".to_string(), String::new())],
         "{reqs:#?}"
     );
+
+    // A list that fails part way (b's list refused) prints every task it read (all of a's,
+    // past the first 500 rows), then says what failed and exits non-zero; the JSON is left
+    // unclosed, for a parser to refuse.
+    let proxy = Proxy::start("admin");
+    proxy.rules(
+        json!([{"method": "GET", "path": format!("/namespaces/{}/strategies", b.name), "status": 403}]),
+    );
+    let r = proxy.grayscale(&["list", "-A", "-o", "json"]);
+    assert_eq!(proxy.seen("answered 403").len(), 1, "{:?}", proxy.seen(""));
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains(&b.name), "{}", r.stderr);
+    let rows_of = |ns: &str| r.stdout.matches(&format!("\"namespace\": \"{ns}\"")).count();
+    assert_eq!((rows_of(&a.name), rows_of(&b.name)), (510, 0));
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&r.stdout).is_err(),
+        "{}",
+        &r.stdout[r.stdout.len() - 200..]
+    );
 }

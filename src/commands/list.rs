@@ -142,28 +142,40 @@ pub async fn run(ctx: &Context, args: ListArgs) -> Result<()> {
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let mut printer = ListPrinter::new(args.output, args.all_namespaces, now, ctx.ui.color);
     let mut here: Option<(String, Around)> = None;
-    while let Some(page) = tasks.next().await {
-        // No sort: the API server lists in etcd key order (`<namespace>/<name>`), the order
-        // `kubectl get -A` shows, and sorting would need every row held.
-        let mut views: Vec<TaskView> = Vec::with_capacity(page.as_ref().map_or(0, Vec::len));
-        for s in page? {
-            let task_ns = s.metadata.namespace.clone().unwrap_or_default();
-            let around = match &mut here {
-                Some((n, a)) if *n == task_ns => a,
-                _ => {
-                    let a = around.of(&task_ns, &ctx.ui).await?;
-                    &mut here.insert((task_ns, a)).1
+    let mut views: Vec<TaskView> = Vec::new();
+    let read = async {
+        while let Some(page) = tasks.next().await {
+            // No sort: the API server lists in etcd key order (`<namespace>/<name>`), the order
+            // `kubectl get -A` shows, and sorting would need every row held.
+            for s in page? {
+                let task_ns = s.metadata.namespace.clone().unwrap_or_default();
+                let around = match &mut here {
+                    Some((n, a)) if *n == task_ns => a,
+                    _ => {
+                        let a = around.of(&task_ns, &ctx.ui).await?;
+                        &mut here.insert((task_ns, a)).1
+                    }
+                };
+                let mut v = task_view(&s, &around.deployments, None, vec![]);
+                if let Some(d) = drift_of(&s, around) {
+                    v.drift = Some(d.drifted);
+                    v.drift_by = d.by;
                 }
-            };
-            let mut v = task_view(&s, &around.deployments, None, vec![]);
-            if let Some(d) = drift_of(&s, around) {
-                v.drift = Some(d.drifted);
-                v.drift_by = d.by;
+                views.push(v);
             }
-            views.push(v);
+            if views.len() >= ROWS_PER_PRINT {
+                print(&printer.page(&views));
+                views.clear();
+            }
         }
+        Ok::<_, crate::error::Error>(())
+    }
+    .await;
+    // What was read before a failure is printed before it is reported.
+    if !views.is_empty() {
         print(&printer.page(&views));
     }
+    read?;
     if printer.rows() == 0 && !args.output.is_machine() {
         match ns {
             Some(ns) => ctx.ui.info(&format!("No grayscale release tasks in namespace {ns}.")),
@@ -174,6 +186,10 @@ pub async fn run(ctx: &Context, args: ListArgs) -> Result<()> {
     print(&printer.finish());
     Ok(())
 }
+
+/// Rows printed at once, whatever the pages' sizes (a namespace's own list may hold a handful):
+/// a table takes its column widths from the first 500 rows, as kubectl's chunked output does.
+const ROWS_PER_PRINT: usize = 500;
 
 /// Objects per page of the kinds around the tasks: a Deployment weighs several tasks.
 const AROUND_PAGE: u32 = 250;
