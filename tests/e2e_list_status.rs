@@ -270,8 +270,8 @@ fn list_all_past_its_first_page_lists_namespace_by_namespace_in_kubectls_order()
     let both =
         |x: &Vec<String>, y: &Vec<String>| x.iter().filter(|k| y.contains(k)).cloned().collect::<Vec<_>>();
     assert_eq!(both(&all, &theirs), both(&theirs, &all));
-    // The first page across namespaces and the namespaces in one round, then a's two pages
-    // (510 tasks) and b's one.
+    // The first page across namespaces, the namespaces, then a's two pages (510 tasks) and
+    // b's one.
     let reqs = audit.requests();
     let count = |verb: &str, resource: &str, ns: &str| {
         reqs.iter().filter(|e| e.verb == verb && e.resource == resource && e.namespace == ns).count()
@@ -284,7 +284,8 @@ fn list_all_past_its_first_page_lists_namespace_by_namespace_in_kubectls_order()
         "{reqs:#?}"
     );
 
-    // With a label selector the server counts nothing past the page: one chain of pages.
+    // With a label selector the server counts nothing past the page: one chain of pages, and
+    // no namespaces read.
     let audit = Audit::mark();
     let selector = format!("page-test in ({},{})", a.name, b.name);
     let mut args = vec!["list", "-A", "-o", "json", "-l", &selector];
@@ -302,6 +303,7 @@ fn list_all_past_its_first_page_lists_namespace_by_namespace_in_kubectls_order()
         [("list".to_string(), String::new()), ("list".to_string(), String::new())],
         "{reqs:#?}"
     );
+    assert_eq!(reqs.iter().filter(|e| e.resource == "namespaces").count(), 0, "{reqs:#?}");
 
     // A list that fails part way (b's list refused) prints every task it read (all of a's,
     // past the first 500 rows), then says what failed and exits non-zero; the JSON is left

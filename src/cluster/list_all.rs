@@ -28,20 +28,24 @@ impl Kube {
         let kube = self.clone();
         let fetch = tokio::spawn(async move {
             let all: Api<Strategy> = Api::all(kube.client.clone());
-            // The namespaces are read with the first page: one round, and a request the list
-            // does without where it may not make it.
-            let (first, namespaces) = tokio::join!(all.list(&lp), kube.namespace_names());
-            let first = match first {
+            let first = match all.list(&lp).await {
                 Ok(f) => f,
                 Err(e) => {
                     let _ = tx.send(Err(classify(target::<Strategy>("list", None, None), e))).await;
                     return;
                 }
             };
-            let namespaces = namespaces
-                .inspect_err(|e| tracing::info!("listing the tasks as one chain of pages: {e}"))
-                .ok();
             let more = first.metadata.continue_.clone().filter(|c| !c.is_empty());
+            // The namespaces only where they may decide something: more than a page, counted.
+            // A list that may not read them follows the chain.
+            let namespaces = match (&more, first.metadata.remaining_item_count) {
+                (Some(_), Some(_)) => kube
+                    .namespace_names()
+                    .await
+                    .inspect_err(|e| tracing::info!("listing the tasks as one chain of pages: {e}"))
+                    .ok(),
+                _ => None,
+            };
             let page: Vec<&str> =
                 first.items.iter().map(|t| t.metadata.namespace.as_deref().unwrap_or("")).collect();
             let rest = list_split::rest(
