@@ -305,6 +305,18 @@ fn list_all_past_its_first_page_lists_namespace_by_namespace_in_kubectls_order()
     );
     assert_eq!(reqs.iter().filter(|e| e.resource == "namespaces").count(), 0, "{reqs:#?}");
 
+    // Without permission to list namespaces: the same rows, from the one chain of pages.
+    let proxy = Proxy::start("admin");
+    proxy.rules(json!([{"method": "GET", "path": "/api/v1/namespaces", "status": 403}]));
+    let r = proxy.grayscale(&["list", "-A", "-o", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows = keys(&serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["items"], false);
+    let pages = rows.len().div_ceil(500);
+    assert_eq!(rows.into_iter().filter(|k| ours(k.split('/').next().unwrap())).collect::<Vec<_>>(), want);
+    assert_eq!(proxy.seen("answered 403").len(), 1, "{:?}", proxy.seen(""));
+    assert_eq!(proxy.seen("/v1alpha2/namespaces/").len(), 0, "{:?}", proxy.seen(""));
+    assert_eq!(proxy.seen("/v1alpha2/strategies").len(), pages, "{:?}", proxy.seen(""));
+
     // A list that fails part way (b's list refused) prints every task it read (all of a's,
     // past the first 500 rows), then says what failed and exits non-zero; the JSON is left
     // unclosed, for a parser to refuse.

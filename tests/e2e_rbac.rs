@@ -217,10 +217,12 @@ fn offline_runs_with_its_role_and_names_each_missing_permission() {
 }
 
 #[test]
-fn sync_status_and_undo_run_with_their_roles_and_name_each_missing_permission() {
+fn sync_status_undo_and_list_run_with_their_roles_and_name_each_missing_permission() {
     drill("rbac-sync", "sync", &["sync", "console-canary"], console_made);
     drill("rbac-status", "status", &["status", "rc"], cli_task);
     drill("rbac-undo", "undo", &["undo", "rc"], cli_task);
+    // Without its optional rules (Services, VirtualServices) `list` shows the rows without drift.
+    drill("rbac-list", "list", &["list"], cli_task);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::objects::{PAGE, PageSender, follow};
 use super::{Kube, Pages, classify, target};
@@ -13,7 +14,7 @@ use crate::model::strategy::Strategy;
 use crate::plan::list_split::{self, Rest};
 
 /// Namespaces' lists in flight at once. Two saturate a 2-core API server; more cost nothing
-/// there and help one with more cores, while holding at most this many first pages.
+/// there and help one with more cores; at most this many first pages are held ahead.
 const SIDE_BY_SIDE: usize = 4;
 
 impl Kube {
@@ -64,7 +65,7 @@ impl Kube {
                     if tx.send(Ok(items)).await.is_ok()
                         && let Some(c) = more
                     {
-                        follow(&all, lp.continue_token(&c), None, &mut tx).await;
+                        follow(&all, lp.continue_token(&c), None, &mut tx, None).await;
                     }
                 }
                 Rest::ByNamespace { keep, namespaces } => {
@@ -99,27 +100,28 @@ impl Kube {
 
 /// Each namespace's first page is asked for `SIDE_BY_SIDE` namespaces ahead and sent in the
 /// namespaces' order; a namespace of more than a page follows its own chain before the next.
+/// Each first page is read by a task of its own: a response left unread while this one waits
+/// on the reader would hold the HTTP/2 connection's receive window, which every other request
+/// of the command shares.
 async fn by_namespace(kube: &Kube, lp: &ListParams, namespaces: Vec<String>, tx: &mut PageSender<Strategy>) {
     let mut firsts = futures::stream::iter(namespaces)
         .map(|ns| {
             let api: Api<Strategy> = Api::namespaced(kube.client.clone(), &ns);
-            let lp = lp.clone();
-            async move {
-                let page = api.list(&lp).await;
-                (page, api, lp, ns)
-            }
+            let first = AbortOnDropHandle::new(tokio::spawn({
+                let (api, lp) = (api.clone(), lp.clone());
+                async move { api.list(&lp).await }
+            }));
+            async move { (first.await, api, ns) }
         })
         .buffered(SIDE_BY_SIDE);
-    while let Some((page, api, lp, ns)) = firsts.next().await {
-        let page = page.map_err(|e| classify(target::<Strategy>("list", Some(&ns), None), e));
-        let more = page.as_ref().ok().and_then(|p| p.metadata.continue_.clone()).filter(|c| !c.is_empty());
-        let failed = page.is_err();
-        if tx.send(page.map(|p| p.items)).await.is_err() || failed {
-            return;
-        }
-        if let Some(c) = more
-            && !follow(&api, lp.continue_token(&c), Some(&ns), tx).await
-        {
+    while let Some((first, api, ns)) = firsts.next().await {
+        let first = match first {
+            Ok(page) => page,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => return,
+        };
+        if !follow(&api, lp.clone(), Some(&ns), tx, Some(first)).await {
             return;
         }
     }

@@ -69,21 +69,26 @@ impl<K> Pages<K> {
     }
 }
 
-/// Sends the pages of a list from `lp` on, following continue tokens, up to the last page or
-/// the first failure. True when the last page was sent, false after a failure or when the
-/// reader is gone.
+/// Sends the pages of a list from `lp` on (`fetched`: its first page, already asked for),
+/// following continue tokens, up to the last page or the first failure. True when the last
+/// page was sent, false after a failure or when the reader is gone.
 pub(super) async fn follow<K>(
     api: &Api<K>,
     mut lp: ListParams,
     ns: Option<&str>,
     tx: &mut PageSender<K>,
+    mut fetched: Option<kube::Result<kube::core::ObjectList<K>>>,
 ) -> bool
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
 {
     use futures::SinkExt;
     loop {
-        let page = api.list(&lp).await.map_err(|e| classify(target::<K>("list", ns, None), e));
+        let page = match fetched.take() {
+            Some(page) => page,
+            None => api.list(&lp).await,
+        };
+        let page = page.map_err(|e| classify(target::<K>("list", ns, None), e));
         let next = page.as_ref().ok().and_then(|p| p.metadata.continue_.clone()).filter(|c| !c.is_empty());
         let failed = page.is_err();
         if tx.send(page.map(|p| p.items)).await.is_err() || failed {
@@ -246,7 +251,7 @@ impl Kube {
         let ns = ns.map(str::to_string);
         let (mut tx, rx) = futures::channel::mpsc::channel(0);
         let fetch = tokio::spawn(async move {
-            follow(&api, lp, ns.as_deref(), &mut tx).await;
+            follow(&api, lp, ns.as_deref(), &mut tx, None).await;
         });
         Pages::ahead(rx, fetch.abort_handle())
     }

@@ -163,9 +163,10 @@ pub async fn run(ctx: &Context, args: ListArgs) -> Result<()> {
                 }
                 views.push(v);
             }
-            if views.len() >= ROWS_PER_PRINT {
+            while views.len() >= ROWS_PER_PRINT {
+                let rest = views.split_off(ROWS_PER_PRINT);
                 print(&printer.page(&views));
-                views.clear();
+                views = rest;
             }
         }
         Ok::<_, crate::error::Error>(())

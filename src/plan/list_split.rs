@@ -85,6 +85,8 @@ mod tests {
         // `a-b/` sorts before `a/`, which sorts before `a0/`: the order the chain lists tasks in.
         let all = names(&["a0", "a", "a-b", "0"]);
         assert_eq!(rest(&["0", "a-b"], true, Some(100), Some(&all)), by_namespace(1, &["a-b", "a", "a0"]));
+        // And `a-b`, before `a` by key though after it by name, is not listed again after `a`.
+        assert_eq!(rest(&["a-b", "a"], true, Some(100), Some(&all)), by_namespace(1, &["a", "a0"]));
     }
 
     #[test]
