@@ -228,10 +228,11 @@ impl Kube {
         Pages { source: Source::Asked(Some(Box::new((api, lp, ns.map(str::to_string))))) }
     }
 
-    /// A list's pages, fetched one ahead of the reader: the next page is on its way while the
-    /// caller works on this one, and at most three pages are held (the caller's, one waiting,
-    /// one fetched). Dropping it stops the fetching.
-    pub fn list_ahead<K>(&self, ns: Option<&str>, selector: Option<&str>) -> Pages<K>
+    /// A namespace's list in pages, fetched one ahead of the reader: the next page is on its
+    /// way while the caller works on this one, and at most three pages are held (the caller's,
+    /// one waiting, one fetched). Dropping it stops the fetching. (Across namespaces:
+    /// `Kube::tasks_everywhere`.)
+    pub fn list_ahead<K>(&self, ns: &str, selector: Option<&str>) -> Pages<K>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
             + DeserializeOwned
@@ -240,18 +241,15 @@ impl Kube {
             + Send
             + 'static,
     {
-        let api: Api<K> = match ns {
-            Some(ns) => self.api(ns),
-            None => Api::all(self.client.clone()),
-        };
+        let api: Api<K> = self.api(ns);
         let mut lp = ListParams::default().limit(PAGE);
         if let Some(s) = selector {
             lp = lp.labels(s);
         }
-        let ns = ns.map(str::to_string);
+        let ns = ns.to_string();
         let (mut tx, rx) = futures::channel::mpsc::channel(0);
         let fetch = tokio::spawn(async move {
-            follow(&api, lp, ns.as_deref(), &mut tx, None).await;
+            follow(&api, lp, Some(&ns), &mut tx, None).await;
         });
         Pages::ahead(rx, fetch.abort_handle())
     }

@@ -136,7 +136,7 @@ pub async fn run(ctx: &Context, args: ListArgs) -> Result<()> {
     // around them are walked along, one namespace held at a time: memory stays flat at any
     // number of tasks, with one request per page of each kind.
     let mut tasks = match ns {
-        Some(ns) => kube.list_ahead::<Strategy>(Some(ns), args.selector.as_deref()),
+        Some(ns) => kube.list_ahead::<Strategy>(ns, args.selector.as_deref()),
         None => kube.tasks_everywhere(args.selector.as_deref()),
     };
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
